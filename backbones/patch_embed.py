@@ -1,0 +1,30 @@
+"""Mini-PointNet patch embedding (Point-BERT / Point-MAE style)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class MiniPointNet(nn.Module):
+    """Embed each patch of k points to one token of width ``embed_dim``.
+
+    Shared MLP -> max-pool -> concat the pooled feature to every point -> MLP -> max-pool.
+    LayerNorm instead of BatchNorm, so student and teacher behave the same in train and
+    eval mode and nothing depends on batch statistics across crops or ranks.
+    """
+
+    def __init__(self, embed_dim: int, hidden_dims: tuple[int, int] = (128, 256)) -> None:
+        super().__init__()
+        h1, h2 = hidden_dims
+        self.first = nn.Sequential(nn.Linear(3, h1), nn.LayerNorm(h1), nn.GELU(), nn.Linear(h1, h2))
+        self.second = nn.Sequential(
+            nn.Linear(2 * h2, 2 * h2), nn.LayerNorm(2 * h2), nn.GELU(), nn.Linear(2 * h2, embed_dim)
+        )
+
+    def forward(self, neighborhoods: Tensor) -> Tensor:
+        """(B, M, k, 3) relative patch coordinates -> (B, M, embed_dim) tokens."""
+        f = self.first(neighborhoods)
+        pooled = f.amax(dim=2, keepdim=True)
+        f = torch.cat([pooled.expand_as(f), f], dim=-1)
+        return self.second(f).amax(dim=2)

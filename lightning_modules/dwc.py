@@ -1,0 +1,274 @@
+"""Distillation with Contrast (Fu et al., arXiv 2202.04241) as a LightningModule.
+
+Per step (``training_step``):
+
+1. the teacher embeds the G global crops (no gradient);
+2. the student embeds all G + L crops;
+3. L = L_distill(student, teacher) + λ · L_contrast(student, teacher);
+4. the optimizer steps the student (lr / weight-decay schedules, per-parameter clipping,
+   last layer frozen in the first epoch);
+5. the teacher becomes an EMA of the student (``optimizer_step``, real steps only).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+
+from backbones.base import PointBackbone
+from backbones.point_vit import PointViT
+from lightning_modules.ema import ema_update, init_teacher
+from lightning_modules.heads import HeadConfig, HeadOutput
+from lightning_modules.losses import ContrastConfig, DistillationLoss, DistillConfig, info_nce
+from lightning_modules.network import Network
+from lightning_modules.schedules import CosineSchedule, LinearWarmup
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with DINO's schedules (DESIGN.md defaults)."""
+
+    lr: float = 5e-4
+    """Peak learning rate per 256 samples; scaled by global_batch / 256."""
+    min_lr: float = 1e-6
+    warmup_epochs: float = 10
+    weight_decay: float = 0.04
+    weight_decay_end: float = 0.4
+    betas: tuple[float, float] = (0.9, 0.999)
+    clip_grad: float = 3.0
+    """Per-parameter gradient-norm clip (DINO's ``clip_gradients``); 0 disables."""
+    freeze_last_layer_epochs: int = 1
+    """Epochs during which the head's last layer gets no update."""
+
+
+@dataclass
+class TeacherConfig:
+    """EMA momentum, cosine from ``momentum`` to ``momentum_end`` over all steps."""
+
+    momentum: float = 0.996
+    momentum_end: float = 1.0
+
+
+@dataclass
+class Schedules:
+    """Everything that changes per optimizer step; its state goes into checkpoints."""
+
+    lr: CosineSchedule
+    weight_decay: CosineSchedule
+    momentum: CosineSchedule
+    teacher_temp: LinearWarmup
+    steps_per_epoch: int
+
+    def state_dict(self) -> dict[str, Any]:
+        """Schedule parameters, for the checkpoint."""
+        return {
+            "lr": self.lr.state_dict(),
+            "weight_decay": self.weight_decay.state_dict(),
+            "momentum": self.momentum.state_dict(),
+            "teacher_temp": self.teacher_temp.state_dict(),
+            "steps_per_epoch": self.steps_per_epoch,
+        }
+
+
+class DistillationWithContrast(pl.LightningModule):
+    """Student/teacher self-distillation with a contrastive term.
+
+    Args:
+        backbone: any :class:`~backbones.base.PointBackbone` (class path in YAML).
+        head: DINO head sizes.
+        distill: distillation loss settings.
+        contrast: contrastive term settings (weight λ, temperature).
+        optim: optimizer and schedules.
+        teacher: EMA momentum schedule.
+        batch_size: per-device batch size (linked from ``data.batch_size``), for lr scaling.
+        max_epochs: length of the schedules (linked from ``trainer.max_epochs``); defaults
+            to the trainer's.
+    """
+
+    def __init__(
+        self,
+        backbone: PointBackbone | None = None,
+        head: HeadConfig = HeadConfig(),
+        distill: DistillConfig = DistillConfig(),
+        contrast: ContrastConfig = ContrastConfig(),
+        optim: OptimConfig = OptimConfig(),
+        teacher: TeacherConfig = TeacherConfig(),
+        batch_size: int = 64,
+        max_epochs: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["backbone"])
+        self.head_config = copy.deepcopy(head)
+        self.distill_config = copy.deepcopy(distill)
+        self.contrast_config = copy.deepcopy(contrast)
+        self.optim_config = copy.deepcopy(optim)
+        self.teacher_config = copy.deepcopy(teacher)
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        backbone = backbone if backbone is not None else PointViT()
+        self.student = Network(backbone, self.head_config)
+        self.teacher = copy.deepcopy(self.student)
+        self.momentum_pairs = [(self.student.backbone, self.teacher.backbone), (self.student.head, self.teacher.head)]
+        init_teacher(self.momentum_pairs)
+        self.teacher.eval()
+        self.distill_loss = DistillationLoss(
+            self.head_config.out_dim, self.distill_config.student_temp, self.distill_config.center_momentum
+        )
+        self.schedules: Schedules | None = None
+
+    def train(self, mode: bool = True) -> "DistillationWithContrast":
+        """Switch the student's mode; the teacher always stays in eval mode (no drop path)."""
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    # ------------------------------------------------------------------ the algorithm
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        """One step of Distillation with Contrast on a batch of multi-crop views."""
+        global_views, local_views = batch["global"], batch["local"]
+        step = self.global_step
+        teacher_temp = self.schedules.teacher_temp(step) if self.schedules else self.distill_config.teacher_temp
+        with torch.no_grad():
+            teacher_out = self.teacher(global_views)
+        student_out = self._student_views(global_views, local_views)
+        loss_distill = self.distill_loss(student_out.logits, teacher_out.logits, teacher_temp)
+        loss_contrast = self.contrastive_loss(student_out.embedding, teacher_out.embedding)
+        loss = loss_distill + self.contrast_config.weight * loss_contrast
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite loss at step {step} (distill={loss_distill.item()}, contrast={loss_contrast.item()})"
+            )
+        self._log_step(loss, loss_distill, loss_contrast, teacher_out, teacher_temp, step)
+        self.distill_loss.update_center(teacher_out.logits)
+        return loss
+
+    def contrastive_loss(self, student_emb: Tensor, teacher_emb: Tensor) -> Tensor:
+        """InfoNCE of each student view against each *other* teacher global view."""
+        total, pairs = student_emb.new_zeros((), dtype=torch.float32), 0
+        for g in range(teacher_emb.shape[0]):
+            for v in range(student_emb.shape[0]):
+                if v != g:
+                    total = total + info_nce(student_emb[v], teacher_emb[g], self.contrast_config.temperature)
+                    pairs += 1
+        return total / pairs
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+        """Set this step's lr / weight decay, step the student, then update the teacher."""
+        step = self.global_step
+        if self.schedules is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = self.schedules.lr(step)
+                if group["decay"]:
+                    group["weight_decay"] = self.schedules.weight_decay(step)
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        momentum = self.schedules.momentum(step) if self.schedules else self.teacher_config.momentum
+        ema_update(self.momentum_pairs, momentum)
+
+    def on_before_optimizer_step(self, optimizer: Any) -> None:
+        """DINO's per-parameter gradient clipping and last-layer freezing."""
+        clip = self.optim_config.clip_grad
+        if clip > 0:
+            grads = [p.grad for p in self.student.parameters() if p.grad is not None]
+            norms = torch._foreach_norm(grads)
+            for g, n in zip(grads, norms):
+                g.mul_((clip / (n + 1e-6)).clamp(max=1.0))
+        if self.current_epoch < self.optim_config.freeze_last_layer_epochs:
+            for p in self.student.head.last_layer.parameters():
+                p.grad = None
+
+    # ------------------------------------------------------------------ evaluation
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        """Pretext losses on the test split (the probe callback adds its accuracies)."""
+        self._eval_step(batch, "test")
+
+    def _eval_step(self, batch: dict[str, Tensor], stage: str) -> None:
+        teacher_out = self.teacher(batch["global"])
+        student_out = self._student_views(batch["global"], batch["local"])
+        loss_distill = self.distill_loss(student_out.logits, teacher_out.logits, self.distill_config.teacher_temp)
+        loss_contrast = self.contrastive_loss(student_out.embedding, teacher_out.embedding)
+        loss = loss_distill + self.contrast_config.weight * loss_contrast
+        kw = {"on_epoch": True, "sync_dist": True, "batch_size": batch["global"].shape[1]}
+        self.log(f"{stage}/loss", loss, **kw)
+        self.log(f"{stage}/loss_distill", loss_distill, **kw)
+        self.log(f"{stage}/loss_contrast", loss_contrast, **kw)
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """AdamW over two groups (no weight decay on biases and norm weights) + schedules."""
+        decay, no_decay = [], []
+        for name, p in self.student.named_parameters():
+            if not p.requires_grad:
+                continue
+            (no_decay if name.endswith(".bias") or p.ndim == 1 else decay).append(p)
+        cfg = self.optim_config
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": cfg.weight_decay, "decay": True},
+                {"params": no_decay, "weight_decay": 0.0, "decay": False},
+            ],
+            lr=cfg.lr,
+            betas=cfg.betas,
+        )
+        self.schedules = self._build_schedules()
+        return optimizer
+
+    def _build_schedules(self) -> Schedules:
+        trainer = self.trainer
+        epochs = self.max_epochs or trainer.max_epochs
+        total = int(trainer.estimated_stepping_batches)
+        if epochs is None or epochs < 0:
+            epochs = 1
+        steps_per_epoch = max(1, math.ceil(total / epochs))
+        world = trainer.world_size * trainer.accumulate_grad_batches
+        cfg, dcfg, tcfg = self.optim_config, self.distill_config, self.teacher_config
+        peak = cfg.lr * self.batch_size * world / 256.0
+        return Schedules(
+            lr=CosineSchedule(peak, cfg.min_lr, total, round(cfg.warmup_epochs * steps_per_epoch)),
+            weight_decay=CosineSchedule(cfg.weight_decay, cfg.weight_decay_end, total),
+            momentum=CosineSchedule(tcfg.momentum, tcfg.momentum_end, total),
+            teacher_temp=LinearWarmup(
+                dcfg.warmup_teacher_temp, dcfg.teacher_temp, round(dcfg.warmup_teacher_temp_epochs * steps_per_epoch)
+            ),
+            steps_per_epoch=steps_per_epoch,
+        )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record the schedules a run used."""
+        if self.schedules is not None:
+            checkpoint["pointdwc_schedules"] = self.schedules.state_dict()
+
+    # ------------------------------------------------------------------ helpers
+    def _student_views(self, global_views: Tensor, local_views: Tensor) -> HeadOutput:
+        """Student outputs of the global then local views, batched per crop size."""
+        outs = [self.student(global_views)]
+        if local_views.shape[0] > 0:
+            outs.append(self.student(local_views))
+        return HeadOutput(
+            torch.cat([o.logits for o in outs]), torch.cat([o.embedding for o in outs])
+        )
+
+    @torch.no_grad()
+    def _log_step(
+        self, loss: Tensor, ld: Tensor, lc: Tensor, teacher_out: HeadOutput, temp: float, step: int
+    ) -> None:
+        probs = self.distill_loss.teacher_probs(teacher_out.logits.flatten(0, 1), temp)
+        entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1).mean()
+        mean_p = probs.mean(0)
+        batch_entropy = -(mean_p * mean_p.clamp_min(1e-12).log()).sum()
+        b = teacher_out.logits.shape[1]
+        self.log("train/loss", loss, prog_bar=True, batch_size=b)
+        self.log("train/loss_distill", ld, batch_size=b)
+        self.log("train/loss_contrast", lc, batch_size=b)
+        self.log("train/teacher_entropy", entropy, batch_size=b)
+        self.log("train/teacher_batch_entropy", batch_entropy, batch_size=b)
+        self.log("train/teacher_temp", temp, batch_size=b)
+        if self.schedules is not None:
+            self.log("train/lr", self.schedules.lr(step), batch_size=b)
+            self.log("train/weight_decay", self.schedules.weight_decay(step), batch_size=b)
+            self.log("train/momentum", self.schedules.momentum(step), batch_size=b)

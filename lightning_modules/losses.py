@@ -1,0 +1,101 @@
+"""The two losses of Distillation with Contrast.
+
+* :class:`DistillationLoss` — DINO's cross-entropy between the centred, sharpened teacher
+  distribution of each global view and the student distribution of every other view.
+* :func:`info_nce` — InfoNCE of student embeddings against teacher embeddings of the other
+  global view, with negatives from the whole (all-rank) batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lightning_modules.dist import all_reduce_mean, gather_with_grad, rank
+
+
+@dataclass
+class DistillConfig:
+    """Distillation hyper-parameters (DINO defaults)."""
+
+    student_temp: float = 0.1
+    teacher_temp: float = 0.07
+    warmup_teacher_temp: float = 0.04
+    warmup_teacher_temp_epochs: float = 30
+    """Teacher temperature rises linearly 0.04 -> 0.07 over these epochs (capped at the run)."""
+    center_momentum: float = 0.9
+
+
+class DistillationLoss(nn.Module):
+    """DINO loss with a running centre of the teacher outputs.
+
+    ``forward`` averages the cross-entropy over every (teacher view g, student view
+    v ≠ g) pair and the batch. Calling
+    :meth:`update_center` afterwards moves the centre towards the batch mean, averaged
+    over all ranks.
+    """
+
+    center: Tensor
+
+    def __init__(self, out_dim: int, student_temp: float = 0.1, center_momentum: float = 0.9) -> None:
+        super().__init__()
+        self.student_temp = student_temp
+        self.center_momentum = center_momentum
+        self.register_buffer("center", torch.zeros(1, out_dim))
+
+    def teacher_probs(self, teacher_logits: Tensor, teacher_temp: float) -> Tensor:
+        """Centred and sharpened teacher distribution."""
+        return F.softmax((teacher_logits.float() - self.center) / teacher_temp, dim=-1)
+
+    def forward(self, student_logits: Tensor, teacher_logits: Tensor, teacher_temp: float) -> Tensor:
+        """Average of H(teacher view g, student view v) over pairs v ≠ g and the batch.
+
+        Args:
+            student_logits: (V, B, K), the G global views first, then the local ones.
+            teacher_logits: (G, B, K), the teacher's global views in the same order.
+            teacher_temp: current teacher temperature.
+        """
+        if student_logits.ndim != 3 or teacher_logits.ndim != 3:
+            raise ValueError("DistillationLoss expects view-major logits (V, B, K) and (G, B, K)")
+        student_logp = F.log_softmax(student_logits.float() / self.student_temp, dim=-1)
+        teacher_p = self.teacher_probs(teacher_logits.detach(), teacher_temp)
+        total, pairs = student_logits.new_zeros((), dtype=torch.float32), 0
+        for g in range(teacher_p.shape[0]):
+            for v in range(student_logp.shape[0]):
+                if v == g:
+                    continue
+                total = total + (-teacher_p[g] * student_logp[v]).sum(dim=-1).mean()
+                pairs += 1
+        return total / pairs
+
+    @torch.no_grad()
+    def update_center(self, teacher_logits: Tensor) -> None:
+        """EMA of the (all-rank) batch mean of the teacher logits (any leading shape)."""
+        flat = teacher_logits.reshape(-1, teacher_logits.shape[-1]).float()
+        batch_center = all_reduce_mean(flat.mean(dim=0, keepdim=True))
+        self.center.mul_(self.center_momentum).add_(batch_center, alpha=1 - self.center_momentum)
+
+
+@dataclass
+class ContrastConfig:
+    """Contrastive term: weight λ and InfoNCE temperature τ_c."""
+
+    weight: float = 1.0
+    temperature: float = 0.2
+
+
+def info_nce(anchors: Tensor, keys: Tensor, temperature: float) -> Tensor:
+    """InfoNCE of local anchors against keys gathered from all ranks.
+
+    ``anchors`` (B, E) and ``keys`` (B, E) are L2-normalised; row i of ``keys`` is the
+    positive of anchor i, the keys of every other object in the global batch (all ranks)
+    are its negatives. Labels are offset by rank so DDP equals one process on the
+    concatenated batch.
+    """
+    all_keys = gather_with_grad(keys)
+    logits = anchors.float() @ all_keys.float().T / temperature
+    labels = torch.arange(anchors.shape[0], device=anchors.device) + rank() * anchors.shape[0]
+    return F.cross_entropy(logits, labels)

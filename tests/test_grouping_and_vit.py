@@ -1,0 +1,76 @@
+"""FPS + kNN grouping and the PoinT-ViT backbone."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from backbones import PointViT
+from backbones.grouping import farthest_point_sample, gather_points, group_patches, knn
+
+
+def test_fps_returns_distinct_points_and_is_farthest_first() -> None:
+    torch.manual_seed(0)
+    pts = torch.rand(3, 200, 3)
+    idx = farthest_point_sample(pts, 32)
+    assert idx.shape == (3, 32)
+    for row in idx:
+        assert len(set(row.tolist())) == 32
+    # second pick is the point farthest from the first
+    for b in range(3):
+        d = (pts[b] - pts[b, idx[b, 0]]).norm(dim=-1)
+        assert idx[b, 1] == d.argmax()
+
+
+def test_knn_equals_brute_force() -> None:
+    torch.manual_seed(0)
+    pts = torch.rand(2, 100, 3)
+    queries = torch.rand(2, 7, 3)
+    idx = knn(queries, pts, 5)
+    for b in range(2):
+        for q in range(7):
+            d = ((pts[b] - queries[b, q]) ** 2).sum(-1)
+            assert sorted(idx[b, q].tolist()) == sorted(d.argsort()[:5].tolist())
+
+
+def test_group_patches_are_relative_to_their_centres() -> None:
+    pts = torch.rand(2, 128, 3)
+    neigh, centers = group_patches(pts, 8, 16)
+    assert neigh.shape == (2, 8, 16, 3) and centers.shape == (2, 8, 3)
+    # the centre is its own nearest neighbour
+    torch.testing.assert_close(neigh[:, :, 0], torch.zeros(2, 8, 3))
+    idx = knn(centers, pts, 16)
+    torch.testing.assert_close(neigh + centers[:, :, None], gather_points(pts, idx))
+
+
+def test_fps_rejects_too_few_points() -> None:
+    with pytest.raises(ValueError, match="asked for 10 samples from 4 points"):
+        farthest_point_sample(torch.rand(1, 4, 3), 10)
+
+
+@pytest.mark.parametrize("num_points,patches", [(1024, 64), (256, 16)])
+def test_vit_output_shapes_for_global_and_local_crops(num_points: int, patches: int) -> None:
+    vit = PointViT(embed_dim=48, depth=2, num_heads=3, encoder_dims=(16, 32))
+    out = vit(torch.rand(2, num_points, 3), return_attention=True)
+    assert out.global_feature.shape == (2, 96) == (2, vit.out_dim)
+    assert out.tokens.shape == (2, patches + 1, 48)
+    assert out.attention.shape == (2, 3, patches + 1, patches + 1)
+    torch.testing.assert_close(out.attention.sum(-1), torch.ones(2, 3, patches + 1))
+    assert out.centers.shape == (2, patches, 3)
+
+
+def test_vit_attention_path_matches_sdpa_path() -> None:
+    vit = PointViT(embed_dim=32, depth=2, num_heads=2, encoder_dims=(16, 32)).eval()
+    x = torch.rand(2, 256, 3)
+    torch.testing.assert_close(vit(x).global_feature, vit(x, return_attention=True).global_feature)
+
+
+def test_vit_rejects_bad_shape() -> None:
+    with pytest.raises(ValueError, match=r"\(B, N, 3\)"):
+        PointViT(embed_dim=32, depth=1, num_heads=2)(torch.rand(2, 100, 6))
+
+
+def test_vit_small_preset_size() -> None:
+    vit = PointViT(embed_dim=384, depth=12, num_heads=6)
+    params = sum(p.numel() for p in vit.parameters()) / 1e6
+    assert 20 < params < 24  # ViT-S, ≈22M

@@ -1,0 +1,97 @@
+"""The LightningModule: parameter groups, last-layer freezing, EMA on real steps only."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+import lightning_modules.dwc as dwc
+from tests.helpers import tiny_data, tiny_module, tiny_trainer
+
+
+def test_parameter_groups_exclude_biases_and_norms_from_decay(tiny_modelnet, tmp_path) -> None:
+    model = tiny_module()
+    trainer = tiny_trainer(tmp_path, max_steps=1)
+    trainer.fit(model, tiny_data(tiny_modelnet))
+    opt = trainer.optimizers[0]
+    decay, no_decay = opt.param_groups
+    assert decay["decay"] and not no_decay["decay"]
+    names = {id(p): n for n, p in model.student.named_parameters()}
+    for p in no_decay["params"]:
+        assert names[id(p)].endswith(".bias") or p.ndim == 1
+    for p in decay["params"]:
+        assert p.ndim > 1
+    gain = model.student.head.last_layer.parametrizations.weight.original0
+    assert all(p is not gain for g in opt.param_groups for p in g["params"])  # weight-norm gain fixed
+    assert torch.all(gain == 1)
+    assert no_decay["weight_decay"] == 0.0
+
+
+def test_last_layer_is_frozen_in_the_first_epoch_only(tiny_modelnet, tmp_path) -> None:
+    model = tiny_module()
+    last = lambda m: m.student.head.last_layer.parametrizations.weight.original1.detach().clone()  # noqa: E731
+    w0 = last(model)
+    mlp0 = model.student.head.mlp[0].weight.detach().clone()
+    tiny_trainer(tmp_path, max_epochs=1).fit(model, tiny_data(tiny_modelnet))
+    assert torch.equal(last(model), w0)
+    assert not torch.equal(model.student.head.mlp[0].weight, mlp0)
+    tiny_trainer(tmp_path, max_epochs=2).fit(model, tiny_data(tiny_modelnet))
+    assert not torch.equal(last(model), w0)
+
+
+def test_teacher_is_ema_of_student_after_a_step(tiny_modelnet, tmp_path) -> None:
+    model = tiny_module()
+    teacher0 = copy.deepcopy(model.teacher.state_dict())
+    trainer = tiny_trainer(tmp_path, max_steps=1)
+    trainer.fit(model, tiny_data(tiny_modelnet))
+    m = model.schedules.momentum(0)
+    assert m == pytest.approx(0.996)
+    for name, p in model.teacher.named_parameters():
+        expected = m * teacher0[name] + (1 - m) * dict(model.student.named_parameters())[name].detach()
+        torch.testing.assert_close(p, expected)
+        assert p.grad is None and not p.requires_grad
+    assert not model.teacher.training
+
+
+def test_ema_runs_only_on_real_optimizer_steps(tiny_modelnet, tmp_path, monkeypatch) -> None:
+    calls = []
+    real = dwc.ema_update
+    monkeypatch.setattr(dwc, "ema_update", lambda pairs, m: (calls.append(m), real(pairs, m)))
+    model = tiny_module()
+    trainer = tiny_trainer(tmp_path, max_epochs=1, accumulate_grad_batches=2, limit_train_batches=4)
+    trainer.fit(model, tiny_data(tiny_modelnet))
+    assert trainer.global_step == 2
+    assert len(calls) == 2
+    assert calls[0] == pytest.approx(model.schedules.momentum(0))
+    assert calls[1] == pytest.approx(model.schedules.momentum(1))
+
+
+def test_learning_rate_follows_schedule_and_scales_with_batch(tiny_modelnet, tmp_path) -> None:
+    model = tiny_module(lr=1e-3, min_lr=1e-5)
+    trainer = tiny_trainer(tmp_path, max_epochs=3)
+    trainer.fit(model, tiny_data(tiny_modelnet))
+    s = model.schedules
+    assert s.lr.base == pytest.approx(1e-3 * 4 / 256)
+    assert s.lr.total_steps == trainer.global_step == 3 * s.steps_per_epoch
+    assert s.lr.warmup_steps == s.steps_per_epoch
+    last_step = trainer.global_step - 1
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(s.lr(last_step))
+    assert trainer.optimizers[0].param_groups[0]["weight_decay"] == pytest.approx(s.weight_decay(last_step))
+    assert trainer.optimizers[0].param_groups[1]["weight_decay"] == 0.0
+
+
+def test_training_step_logs_losses_and_signals(tiny_modelnet, tmp_path) -> None:
+    model = tiny_module()
+    trainer = tiny_trainer(tmp_path, max_steps=2)
+    trainer.fit(model, tiny_data(tiny_modelnet))
+    logged = trainer.callback_metrics
+    for key in ("train/loss", "train/loss_distill", "train/loss_contrast", "train/teacher_entropy",
+                "train/teacher_batch_entropy", "train/teacher_temp", "train/lr", "train/momentum"):
+        assert key in logged and torch.isfinite(logged[key])
+    assert logged["train/loss"] == pytest.approx(
+        float(logged["train/loss_distill"] + logged["train/loss_contrast"]), rel=1e-5
+    )
+    assert 0 <= logged["train/teacher_entropy"] <= torch.log(torch.tensor(64.0)) + 1e-4
+    assert not torch.equal(model.distill_loss.center, torch.zeros_like(model.distill_loss.center))
