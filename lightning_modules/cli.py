@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
-from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from datamodules.pointcloud import PointCloudDataModule
 from lightning_modules.dwc import DistillationWithContrast
@@ -28,25 +29,39 @@ class PointDWCCLI(LightningCLI):
         ckpt = self.trainer.checkpoint_callback
         path = getattr(ckpt, "last_model_path", "") or getattr(ckpt, "best_model_path", "")
         if path:
-            rank_zero_info(f"checkpoint: {path}")
-            rank_zero_info(f"evaluate it with: pointdwc test --ckpt_path {path}")
+            _print(f"checkpoint: {path}")
+            _print(f"evaluate it with: pointdwc test --ckpt_path {path}")
 
 
-def run_cli(args: list[str] | None = None) -> PointDWCCLI:
-    """Build and run the CLI on ``args`` (default: the command line)."""
+def run_cli(args: list[str] | None = None, run: bool = True) -> PointDWCCLI:
+    """Build (and with ``run``, run) the CLI on ``args`` (default: the command line).
+
+    With ``run=False`` there is no subcommand: the objects of a config are just built.
+    """
     defaults = [str(DEFAULT_CONFIG)] if DEFAULT_CONFIG.is_file() else []
+    subcommands = ("fit", "test", "validate", "predict")
+    kwargs = {sub: {"default_config_files": defaults} for sub in subcommands} if run else {"default_config_files": defaults}
     return PointDWCCLI(
         DistillationWithContrast,
         PointCloudDataModule,
-        parser_kwargs={sub: {"default_config_files": defaults} for sub in ("fit", "test", "validate", "predict")},
+        parser_kwargs=kwargs,
         save_config_kwargs={"overwrite": True},
         args=args,
+        run=run,
     )
 
 
 def main() -> None:
     """Entry point of the ``pointdwc`` console script."""
+    # The teacher is kept in eval mode on purpose (no drop path); Lightning warns about it.
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     run_cli()
+
+
+@rank_zero_only
+def _print(message: str) -> None:
+    """Print on global rank 0 only (results the user reads, not log noise)."""
+    print(message, flush=True)
 
 
 if __name__ == "__main__":

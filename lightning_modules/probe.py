@@ -15,7 +15,7 @@ import pytorch_lightning as pl
 import torch
 import torch.distributed as torch_dist
 import torch.nn.functional as F
-from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
 from torch import Tensor
 
 from backbones.base import PointBackbone
@@ -198,9 +198,14 @@ class LinearProbe(pl.Callback):
             for logger in trainer.loggers:
                 logger.log_metrics({"probe/svm_acc": result.svm_acc, "probe/knn_acc": result.knn_acc}, trainer.global_step)
         assert self.last is not None
-        rank_zero_info(f"probe/svm_acc {self.last.svm_acc:.2f}")
-        rank_zero_info(f"probe/knn_acc {self.last.knn_acc:.2f}")
+        _print(f"probe/svm_acc {self.last.svm_acc:.2f}")
+        _print(f"probe/knn_acc {self.last.knn_acc:.2f}")
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # noqa: D102
         self._log(pl_module, self.run(trainer, pl_module))
 
+
+@rank_zero_only
+def _print(message: str) -> None:
+    """Print on global rank 0 only (results the user reads, not log noise)."""
+    print(message, flush=True)

@@ -1,0 +1,57 @@
+"""`pointdwc fit` and `pointdwc test` end to end on a tiny config (W&B offline)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lightning_modules.cli import run_cli
+
+TINY = str(Path(__file__).parent / "tiny.yaml")
+
+
+def test_fit_then_test_through_the_cli(tiny_modelnet, tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    root = str(tiny_modelnet)
+    cli = run_cli(["fit", "--config", TINY, "--data.root", root, "--probe.root", root])
+    out = capsys.readouterr()
+    text = out.out + out.err
+    ckpt = tmp_path / "runs" / "checkpoints" / "last.ckpt"
+    assert ckpt.is_file()
+    assert "probe/svm_acc" in text and "probe/knn_acc" in text
+    assert cli.trainer.current_epoch == 2
+    metrics = cli.trainer.callback_metrics
+    assert 0 <= float(metrics["probe/svm_acc"]) <= 100
+    # the linked values reached the model
+    assert cli.model.batch_size == 4 and cli.model.max_epochs == 2
+    # W&B ran offline and wrote its run directory
+    assert list((tmp_path / "runs" / "wandb").glob("offline-run-*"))
+
+    test_cli = run_cli(["test", "--config", TINY, "--data.root", root, "--probe.root", root, "--ckpt_path", str(ckpt)])
+    tested = test_cli.trainer.callback_metrics
+    assert {"probe/svm_acc", "probe/knn_acc", "test/loss"} <= set(tested)
+    # the probe of the restored teacher equals the probe at the end of fit
+    assert float(tested["probe/svm_acc"]) == pytest.approx(float(metrics["probe/svm_acc"]))
+
+
+def test_console_script_test_prints_probe_results_table(tiny_modelnet, tmp_path) -> None:
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(Path(__file__).parents[1])}
+    exe = Path(sys.executable).parent / "pointdwc"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "lightning_modules.cli"]
+    args = ["test", "--config", TINY, "--data.root", str(tiny_modelnet), "--probe.root", str(tiny_modelnet),
+            "--trainer.logger", "false"]
+    proc = subprocess.run(cmd + args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "probe/svm_acc" in proc.stdout and "probe/knn_acc" in proc.stdout
+
+
+def test_unknown_option_is_a_clear_cli_error(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        run_cli(["fit", "--config", TINY, "--probe.no_such_option", "3"])
+    assert exc.value.code != 0
+    assert "no_such_option" in capsys.readouterr().err
