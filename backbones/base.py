@@ -32,5 +32,5 @@ class PointBackbone(nn.Module):
 
     out_dim: int
 
-    def forward(self, points: Tensor, return_attention: bool = False) -> BackboneOutput:  # noqa: D102
+    def forward(self, points: Tensor, return_attention: bool = False) -> BackboneOutput:
         raise NotImplementedError

@@ -14,7 +14,7 @@ class DropPath(nn.Module):
         super().__init__()
         self.prob = prob
 
-    def forward(self, x: Tensor) -> Tensor:  # noqa: D102
+    def forward(self, x: Tensor) -> Tensor:
         if self.prob == 0.0 or not self.training:
             return x
         keep = 1.0 - self.prob

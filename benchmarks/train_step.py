@@ -80,16 +80,16 @@ def main() -> None:
         pts = raw
         if data.num_points is not None and data.num_points < raw.shape[1]:
             pts = raw[:, : data.num_points]
-        views = timed("crops", lambda: data.multicrop(pts, gen))
+        views = timed("crops", lambda pts=pts: data.multicrop(pts, gen))
         if hasattr(vit, "num_patches"):
             for kind in ("global", "local"):
                 v = views[kind].flatten(0, 1)
                 if len(v):
-                    timed("grouping", lambda: group_patches(v, vit.num_patches(v.shape[1]), min(vit.group_size, v.shape[1])))
+                    timed("grouping", lambda v=v: group_patches(v, vit.num_patches(v.shape[1]), min(vit.group_size, v.shape[1])))
         with autocast:
-            teacher_out = timed("teacher_fwd", lambda: _no_grad(model.teacher, views["global"]))
+            teacher_out = timed("teacher_fwd", lambda views=views: _no_grad(model.teacher, views["global"]))
 
-            def student_and_losses():
+            def student_and_losses(views=views, teacher_out=teacher_out):
                 s = model._student_views(views["global"], views["local"])
                 ld = model.distill_loss(s.logits, teacher_out.logits, model.distill_config.teacher_temp)
                 lc = model.contrastive_loss(s.embedding, teacher_out.embedding)

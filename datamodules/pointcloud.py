@@ -126,10 +126,10 @@ class PointCloudDataModule(pl.LightningDataModule):
             persistent_workers=self.num_workers > 0,
         )
 
-    def train_dataloader(self) -> DataLoader:  # noqa: D102
+    def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
 
-    def test_dataloader(self) -> DataLoader:  # noqa: D102
+    def test_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)
 
     def generator(self, device: torch.device) -> torch.Generator:
@@ -157,6 +157,6 @@ class PointCloudDataModule(pl.LightningDataModule):
         """The crop generator's state, so a resumed run draws the same crops."""
         return {"generator": self._generator.get_state()} if self._generator is not None else {}
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # noqa: D102
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._generator_state = state_dict.get("generator")
 

@@ -122,7 +122,7 @@ class DistillationWithContrast(pl.LightningModule):
         )
         self.schedules: Schedules | None = None
 
-    def train(self, mode: bool = True) -> "DistillationWithContrast":
+    def train(self, mode: bool = True) -> DistillationWithContrast:
         """Switch the student's mode; the teacher always stays in eval mode (no drop path)."""
         super().train(mode)
         self.teacher.eval()

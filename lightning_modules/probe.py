@@ -16,7 +16,6 @@ import torch
 import torch.distributed as torch_dist
 import torch.nn.functional as F
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
-from torch import Tensor
 
 from backbones.base import PointBackbone
 from datamodules.modelnet_h5 import PointCloudSplit, read_modelnet_h5
@@ -183,7 +182,7 @@ class LinearProbe(pl.Callback):
         pl_module.log("probe/knn_acc", result.knn_acc, sync_dist=False, rank_zero_only=False)
 
     # ------------------------------------------------------------------ hooks
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # noqa: D102
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
         last = trainer.max_epochs is not None and epoch >= trainer.max_epochs
         if last or (self.every_n_epochs > 0 and epoch % self.every_n_epochs == 0):
@@ -201,7 +200,7 @@ class LinearProbe(pl.Callback):
         _print(f"probe/svm_acc {self.last.svm_acc:.2f}")
         _print(f"probe/knn_acc {self.last.knn_acc:.2f}")
 
-    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # noqa: D102
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._log(pl_module, self.run(trainer, pl_module))
 
 

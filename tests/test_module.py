@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-import lightning_modules.dwc as dwc
+from lightning_modules import dwc
 from tests.helpers import tiny_data, tiny_module, tiny_trainer
 
 
@@ -31,7 +31,7 @@ def test_parameter_groups_exclude_biases_and_norms_from_decay(tiny_modelnet, tmp
 
 def test_last_layer_is_frozen_in_the_first_epoch_only(tiny_modelnet, tmp_path) -> None:
     model = tiny_module()
-    last = lambda m: m.student.head.last_layer.parametrizations.weight.original1.detach().clone()  # noqa: E731
+    last = lambda m: m.student.head.last_layer.parametrizations.weight.original1.detach().clone()
     w0 = last(model)
     mlp0 = model.student.head.mlp[0].weight.detach().clone()
     tiny_trainer(tmp_path, max_epochs=1).fit(model, tiny_data(tiny_modelnet))

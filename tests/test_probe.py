@@ -35,7 +35,7 @@ def test_knn_accuracy_matches_naive_vote() -> None:
 def test_svm_separates_separable_features_and_fails_on_noise() -> None:
     rng = np.random.default_rng(1)
     y = np.arange(200) % 4
-    x = rng.normal(size=(200, 16)) + 5 * np.eye(16)[y]
+    x = rng.normal(size=(200, 16)) + 8 * np.eye(16)[y]
     assert svm_accuracy(x[:120], y[:120], x[120:], y[120:], c=0.1) == 100.0
     noise = rng.normal(size=(200, 16))
     assert svm_accuracy(noise[:120], y[:120], noise[120:], y[120:], c=0.1) < 60.0
