@@ -50,7 +50,8 @@ def main() -> None:
     from lightning_modules.cli import run_cli
     from lightning_modules.ema import ema_update
 
-    overrides = ["--config", args.config, "--trainer.logger", "false"]
+    accelerator = "gpu" if args.device.startswith("cuda") else "cpu"
+    overrides = ["--config", args.config, "--trainer.logger", "false", "--trainer.accelerator", accelerator]
     if args.batch_size:
         overrides += ["--data.batch_size", str(args.batch_size)]
     cli = run_cli(overrides, run=False)

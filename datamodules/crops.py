@@ -37,6 +37,28 @@ class MultiCropConfig:
     normalize: bool = True
     """Re-centre and re-scale every crop to the unit sphere before augmenting it."""
 
+    def validate(self, prefix: str = "data.crops") -> None:
+        """Raise one ValueError naming the first bad field."""
+        g, loc = self.global_crops, self.local_crops
+        if g.num_crops < 1:
+            raise ValueError(f"{prefix}.global_crops.num_crops must be >= 1 (the teacher sees the global crops)")
+        if g.num_crops + loc.num_crops < 2:
+            raise ValueError(
+                f"{prefix}.local_crops.num_crops must be >= 1 when there is a single global crop "
+                "(every loss term pairs a student view with a *different* teacher view)"
+            )
+        for name, spec in (("global_crops", g), ("local_crops", loc)):
+            if loc.num_crops == 0 and name == "local_crops":
+                continue
+            if spec.num_points < 1:
+                raise ValueError(f"{prefix}.{name}.num_points must be >= 1, got {spec.num_points}")
+            lo, hi = spec.scale
+            if not 0.0 < lo <= hi <= 1.0:
+                raise ValueError(f"{prefix}.{name}.scale must satisfy 0 < lo <= hi <= 1, got {list(spec.scale)}")
+        lo, hi = self.augment.scale
+        if not 0.0 < lo <= hi:
+            raise ValueError(f"{prefix}.augment.scale must satisfy 0 < lo <= hi, got {list(self.augment.scale)}")
+
 
 def crop_indices(points: Tensor, spec: CropSpec, generator: torch.Generator | None = None) -> Tensor:
     """Indices (B, spec.num_points) into ``points`` (B, N, 3) for one crop per cloud.
@@ -69,6 +91,7 @@ class MultiCrop:
 
     def __init__(self, config: MultiCropConfig | None = None) -> None:
         self.config = config or MultiCropConfig()
+        self.config.validate()
 
     def _crops(self, points: Tensor, spec: CropSpec, generator: torch.Generator | None) -> Tensor:
         crops = []

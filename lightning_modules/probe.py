@@ -178,8 +178,8 @@ class LinearProbe(pl.Callback):
         return self.last
 
     def _log(self, pl_module: pl.LightningModule, result: ProbeResult) -> None:
-        pl_module.log("probe/svm_acc", result.svm_acc, sync_dist=False, rank_zero_only=False)
-        pl_module.log("probe/knn_acc", result.knn_acc, sync_dist=False, rank_zero_only=False)
+        pl_module.log("probe/svm_acc", result.svm_acc, sync_dist=True)
+        pl_module.log("probe/knn_acc", result.knn_acc, sync_dist=True)
 
     # ------------------------------------------------------------------ hooks
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -120,3 +120,23 @@ def test_gather_points_matches_indexing() -> None:
     idx = torch.randint(0, 500, (4, 6, 2))
     out = gather_points(pts, idx)
     assert torch.equal(out[1, 2, 1], pts[1, idx[1, 2, 1]])
+
+
+@pytest.mark.parametrize(
+    "config,field",
+    [
+        (MultiCropConfig(global_crops=CropSpec(0, 64, (0.5, 1.0))), "global_crops.num_crops"),
+        (MultiCropConfig(global_crops=CropSpec(1, 64, (0.5, 1.0)), local_crops=CropSpec(0, 32, (0.1, 0.4))), "local_crops.num_crops"),
+        (MultiCropConfig(local_crops=CropSpec(2, 32, (0.4, 0.1))), "local_crops.scale"),
+        (MultiCropConfig(global_crops=CropSpec(2, 0, (0.5, 1.0))), "global_crops.num_points"),
+        (MultiCropConfig(augment=AugmentConfig(scale=(1.2, 0.8))), "augment.scale"),
+    ],
+)
+def test_bad_crop_recipe_names_the_field(config: MultiCropConfig, field: str) -> None:
+    with pytest.raises(ValueError, match=f"data.crops.{field}"):
+        MultiCrop(config)
+
+
+def test_global_crops_only_is_a_valid_recipe() -> None:
+    views = MultiCrop(MultiCropConfig(local_crops=CropSpec(0, 32, (0.1, 0.4))))(_cloud(2, 1200))
+    assert views["global"].shape[0] == 2 and views["local"].shape[0] == 0
