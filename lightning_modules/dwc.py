@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import pytorch_lightning as pl
@@ -103,7 +103,20 @@ class DistillationWithContrast(pl.LightningModule):
         max_epochs: int | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["backbone"])
+        backbone = backbone if backbone is not None else PointViT()
+        # Plain types only, so checkpoints load with torch.load(weights_only=True).
+        self.save_hyperparameters(
+            {
+                "backbone": f"{type(backbone).__module__}.{type(backbone).__qualname__}",
+                "head": asdict(head),
+                "distill": asdict(distill),
+                "contrast": asdict(contrast),
+                "optim": asdict(optim),
+                "teacher": asdict(teacher),
+                "batch_size": batch_size,
+                "max_epochs": max_epochs,
+            }
+        )
         self.head_config = copy.deepcopy(head)
         self.distill_config = copy.deepcopy(distill)
         self.contrast_config = copy.deepcopy(contrast)
@@ -111,7 +124,6 @@ class DistillationWithContrast(pl.LightningModule):
         self.teacher_config = copy.deepcopy(teacher)
         self.batch_size = batch_size
         self.max_epochs = max_epochs
-        backbone = backbone if backbone is not None else PointViT()
         self.student = Network(backbone, self.head_config)
         self.teacher = copy.deepcopy(self.student)
         self.momentum_pairs = [(self.student.backbone, self.teacher.backbone), (self.student.head, self.teacher.head)]
@@ -242,6 +254,28 @@ class DistillationWithContrast(pl.LightningModule):
         """Record the schedules a run used."""
         if self.schedules is not None:
             checkpoint["pointdwc_schedules"] = self.schedules.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse a checkpoint of another architecture with one readable message."""
+        state = checkpoint.get("state_dict")
+        if not isinstance(state, dict):
+            raise ValueError("the checkpoint has no 'state_dict': it is not a pointdwc Lightning checkpoint")
+        own = self.state_dict()
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        shapes = [
+            f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+            for k, v in own.items()
+            if k in state and tuple(state[k].shape) != tuple(v.shape)
+        ]
+        if missing or unexpected or shapes:
+            problems = shapes[:3] + [f"missing {k}" for k in missing[:3]] + [f"unexpected {k}" for k in unexpected[:3]]
+            raise ValueError(
+                "the checkpoint does not match the configured model "
+                f"({len(shapes)} shape mismatches, {len(missing)} missing, {len(unexpected)} unexpected tensors; "
+                f"e.g. {'; '.join(problems)}). Use the config the checkpoint was trained with "
+                "(its config.yaml sits next to the run's logs)."
+            )
 
     # ------------------------------------------------------------------ helpers
     def _student_views(self, global_views: Tensor, local_views: Tensor) -> HeadOutput:

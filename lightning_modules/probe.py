@@ -58,7 +58,7 @@ def svm_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, t
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import LinearSVC
 
-    clf = make_pipeline(StandardScaler(), LinearSVC(C=c, max_iter=5000))
+    clf = make_pipeline(StandardScaler(), LinearSVC(C=c, max_iter=5000, random_state=0))
     clf.fit(train_x, train_y)
     return float((clf.predict(test_x) == test_y).mean() * 100.0)
 

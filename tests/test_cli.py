@@ -38,26 +38,28 @@ def test_fit_then_test_through_the_cli(tiny_modelnet, tmp_path, monkeypatch, cap
     assert float(tested["probe/svm_acc"]) == pytest.approx(float(metrics["probe/svm_acc"]))
 
 
-def test_console_script_test_prints_probe_results_table(tiny_modelnet, tmp_path) -> None:
+def run_console(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """Run the installed ``pointdwc`` script (or the module) in a fresh process."""
     env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(Path(__file__).parents[1])}
     exe = Path(sys.executable).parent / "pointdwc"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "lightning_modules.cli"]
+    proc = subprocess.run(cmd + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_console_script_test_prints_probe_results_table(tiny_modelnet, tmp_path) -> None:
     args = ["test", "--config", TINY, "--data.root", str(tiny_modelnet), "--probe.root", str(tiny_modelnet),
             "--trainer.logger", "false"]
-    proc = subprocess.run(cmd + args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_console(args, tmp_path)
     assert "probe/svm_acc" in proc.stdout and "probe/knn_acc" in proc.stdout
 
 
 def test_fit_runs_under_ddp_with_two_cpu_processes(tiny_modelnet, tmp_path) -> None:
-    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(Path(__file__).parents[1])}
-    exe = Path(sys.executable).parent / "pointdwc"
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "lightning_modules.cli"]
     args = ["fit", "--config", TINY, "--data.root", str(tiny_modelnet), "--probe.root", str(tiny_modelnet),
             "--trainer.logger", "false", "--trainer.strategy", "ddp", "--trainer.devices", "2",
             "--trainer.accelerator", "cpu"]
-    proc = subprocess.run(cmd + args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_console(args, tmp_path)
     # fitted and printed once (rank 0), checkpoint written
     assert proc.stdout.count("probe/svm_acc") == 1, proc.stdout[-2000:]
     assert (tmp_path / "runs" / "checkpoints" / "last.ckpt").is_file()

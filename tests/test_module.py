@@ -95,3 +95,21 @@ def test_training_step_logs_losses_and_signals(tiny_modelnet, tmp_path) -> None:
     )
     assert 0 <= logged["train/teacher_entropy"] <= torch.log(torch.tensor(64.0)) + 1e-4
     assert not torch.equal(model.distill_loss.center, torch.zeros_like(model.distill_loss.center))
+
+
+def test_checkpoint_of_another_architecture_fails_clearly(tiny_modelnet, tmp_path) -> None:
+    from backbones import PointViT
+    from lightning_modules.dwc import DistillationWithContrast
+    from lightning_modules.heads import HeadConfig
+
+    trainer = tiny_trainer(tmp_path, max_steps=1)
+    trainer.fit(tiny_module(), tiny_data(tiny_modelnet))
+    ckpt = tmp_path / "tiny.ckpt"
+    trainer.save_checkpoint(ckpt)
+    wider = DistillationWithContrast(
+        backbone=PointViT(embed_dim=48, depth=1, num_heads=2, group_size=8, encoder_dims=(16, 32)),
+        head=HeadConfig(out_dim=64, hidden_dim=64, bottleneck_dim=32, contrast_dim=16),
+        batch_size=4,
+    )
+    with pytest.raises(ValueError, match=r"does not match the configured model \(\d+ shape mismatches"):
+        tiny_trainer(tmp_path).test(wider, tiny_data(tiny_modelnet), ckpt_path=str(ckpt))

@@ -1,0 +1,123 @@
+"""Two gloo processes on CPU give what one process gives on the concatenated batch."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+
+from lightning_modules.losses import DistillationLoss, info_nce
+from lightning_modules.probe import _gather_rows
+
+WORLD = 2
+B, E, K = 5, 8, 16
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _inputs() -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return {
+        "anchors": F.normalize(torch.randn(WORLD * B, E, generator=g), dim=1),
+        "keys": F.normalize(torch.randn(WORLD * B, E, generator=g), dim=1),
+        "teacher": torch.randn(2, WORLD * B, K, generator=g),
+        "center": torch.randn(1, K, generator=g),
+        "features": torch.randn(7, 3, generator=g),  # 7 samples: not divisible by 2 ranks
+    }
+
+
+def _worker(rank: int, port: int, out_dir: str) -> None:
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD)
+    try:
+        x = _inputs()
+        rows = slice(rank * B, (rank + 1) * B)
+        anchors = x["anchors"][rows].clone().requires_grad_()
+        keys = x["keys"][rows].clone().requires_grad_()
+        loss = info_nce(anchors, keys, 0.2)
+        loss.backward()
+        # the centre from each rank's share of the teacher outputs
+        dino = DistillationLoss(K, center_momentum=0.9)
+        dino.center.copy_(x["center"])
+        dino.update_center(x["teacher"][:, rows])
+        # the probe's gather: rank r embeds samples r, r+2, ... (no padding)
+        mine = np.arange(rank, len(x["features"]), WORLD)
+        feats, idx = _gather_rows(x["features"].numpy()[mine], mine)
+        loss_mean = loss.detach().clone()
+        dist.all_reduce(loss_mean)
+        torch.save(
+            {
+                "loss": loss_mean / WORLD,
+                "anchor_grad": anchors.grad,
+                "key_grad": keys.grad,
+                "center": dino.center,
+                "features": torch.from_numpy(feats),
+                "index": torch.from_numpy(idx),
+            },
+            Path(out_dir) / f"rank{rank}.pt",
+        )
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def ddp_results(tmp_path_factory) -> list[dict]:
+    out = tmp_path_factory.mktemp("ddp")
+    mp.spawn(_worker, args=(_free_port(), str(out)), nprocs=WORLD, join=True)
+    return [torch.load(out / f"rank{r}.pt") for r in range(WORLD)]
+
+
+def test_contrastive_loss_and_gradients_equal_single_process(ddp_results) -> None:
+    x = _inputs()
+    anchors = x["anchors"].clone().requires_grad_()
+    keys = x["keys"].clone().requires_grad_()
+    loss = info_nce(anchors, keys, 0.2)
+    loss.backward()
+    torch.testing.assert_close(ddp_results[0]["loss"], loss.detach())
+    for r, res in enumerate(ddp_results):
+        rows = slice(r * B, (r + 1) * B)
+        # DDP averages gradients over ranks, so a rank's gradient is WORLD × its share
+        torch.testing.assert_close(res["anchor_grad"] / WORLD, anchors.grad[rows])
+        torch.testing.assert_close(res["key_grad"] / WORLD, keys.grad[rows])
+
+
+def test_center_after_a_step_equals_single_process(ddp_results) -> None:
+    x = _inputs()
+    dino = DistillationLoss(K, center_momentum=0.9)
+    dino.center.copy_(x["center"])
+    dino.update_center(x["teacher"])
+    for res in ddp_results:
+        torch.testing.assert_close(res["center"], dino.center)
+
+
+def test_probe_gathers_every_sample_exactly_once(ddp_results) -> None:
+    x = _inputs()
+    for res in ddp_results:
+        assert res["index"].tolist() == list(range(7))
+        torch.testing.assert_close(res["features"], x["features"])
+
+
+def test_ranks_draw_different_crops_reproducibly(tiny_modelnet, tmp_path) -> None:
+    from tests.helpers import tiny_data
+
+    class FakeTrainer:
+        def __init__(self, rank: int) -> None:
+            self.global_rank = rank
+
+    points = torch.rand(2, 512, 3)
+    views = {}
+    for rank in (0, 1, 0):
+        dm = tiny_data(tiny_modelnet)
+        dm.trainer = FakeTrainer(rank)  # type: ignore[assignment]
+        views.setdefault(rank, []).append(dm.on_after_batch_transfer((points, torch.zeros(2)), 0)["global"])
+    assert not torch.equal(views[0][0], views[1][0])
+    torch.testing.assert_close(views[0][0], views[0][1])
