@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 from pathlib import Path
 
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
+from datamodules.errors import DataError
 from datamodules.pointcloud import PointCloudDataModule
 from lightning_modules.dwc import DistillationWithContrast
 from lightning_modules.probe import LinearProbe
@@ -55,7 +57,11 @@ def main() -> None:
     """Entry point of the ``pointdwc`` console script."""
     # The teacher is kept in eval mode on purpose (no drop path); Lightning warns about it.
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
-    run_cli()
+    try:
+        run_cli()
+    except (DataError, FloatingPointError) as err:
+        print(f"pointdwc: error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 @rank_zero_only

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import math
+from pathlib import Path
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from torch import Tensor
 
 from backbones.base import PointBackbone
 from backbones.point_vit import PointViT
+from lightning_modules.dist import is_distributed
 from lightning_modules.ema import ema_update, init_teacher
 from lightning_modules.heads import HeadConfig, HeadOutput
 from lightning_modules.losses import ContrastConfig, DistillationLoss, DistillConfig, info_nce
@@ -74,6 +76,14 @@ class Schedules:
             "teacher_temp": self.teacher_temp.state_dict(),
             "steps_per_epoch": self.steps_per_epoch,
         }
+
+
+def _finite_on_all_ranks(loss: Tensor) -> bool:
+    """True when the loss is finite on every rank (all ranks must agree to stop together)."""
+    finite = torch.isfinite(loss.detach()).float()
+    if is_distributed():
+        torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+    return bool(finite.item())
 
 
 class DistillationWithContrast(pl.LightningModule):
@@ -152,10 +162,8 @@ class DistillationWithContrast(pl.LightningModule):
         loss_distill = self.distill_loss(student_out.logits, teacher_out.logits, teacher_temp)
         loss_contrast = self.contrastive_loss(student_out.embedding, teacher_out.embedding)
         loss = loss_distill + self.contrast_config.weight * loss_contrast
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"non-finite loss at step {step} (distill={loss_distill.item()}, contrast={loss_contrast.item()})"
-            )
+        if not _finite_on_all_ranks(loss):
+            self._stop_on_non_finite(step, loss_distill, loss_contrast)
         self._log_step(loss, loss_distill, loss_contrast, teacher_out, teacher_temp, step)
         self.distill_loss.update_center(teacher_out.logits)
         return loss
@@ -276,6 +284,18 @@ class DistillationWithContrast(pl.LightningModule):
                 f"e.g. {'; '.join(problems)}). Use the config the checkpoint was trained with "
                 "(its config.yaml sits next to the run's logs)."
             )
+
+    def _stop_on_non_finite(self, step: int, loss_distill: Tensor, loss_contrast: Tensor) -> None:
+        """Save the last good state (before this step's update) and stop with a clear message."""
+        ckpt_cb = self.trainer.checkpoint_callback
+        directory = Path(getattr(ckpt_cb, "dirpath", None) or self.trainer.default_root_dir)
+        path = directory / f"last-finite-step{step}.ckpt"
+        self.trainer.save_checkpoint(path)
+        raise FloatingPointError(
+            f"non-finite loss at step {step} (distill={loss_distill.item():.4g}, "
+            f"contrast={loss_contrast.item():.4g}); the last good state is saved to {path}. "
+            "Lower model.optim.lr or raise model.optim.warmup_epochs, then resume with --ckpt_path."
+        )
 
     # ------------------------------------------------------------------ helpers
     def _student_views(self, global_views: Tensor, local_views: Tensor) -> HeadOutput:

@@ -113,3 +113,20 @@ def test_checkpoint_of_another_architecture_fails_clearly(tiny_modelnet, tmp_pat
     )
     with pytest.raises(ValueError, match=r"does not match the configured model \(\d+ shape mismatches"):
         tiny_trainer(tmp_path).test(wider, tiny_data(tiny_modelnet), ckpt_path=str(ckpt))
+
+
+def test_non_finite_loss_stops_with_a_checkpoint_of_the_last_good_state(tiny_modelnet, tmp_path) -> None:
+    model = tiny_module()
+    real = model.distill_loss.forward
+
+    def poisoned(student, teacher, temp):
+        out = real(student, teacher, temp)
+        return out * float("nan") if model.global_step == 2 else out
+
+    model.distill_loss.forward = poisoned
+    trainer = tiny_trainer(tmp_path, max_epochs=2)
+    with pytest.raises(FloatingPointError, match=r"non-finite loss at step 2 .* saved to .*last-finite-step2.ckpt"):
+        trainer.fit(model, tiny_data(tiny_modelnet))
+    ckpt = torch.load(tmp_path / "last-finite-step2.ckpt", weights_only=True)
+    assert ckpt["global_step"] == 2
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
