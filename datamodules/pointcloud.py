@@ -18,7 +18,9 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.crops import MultiCrop, MultiCropConfig
+from datamodules.loader import ResumableDataLoader, make_generator
 from datamodules.modelnet_h5 import PointCloudSplit, read_modelnet_h5
+from lightning_modules.dist import gather_objects, rank
 
 
 @dataclass
@@ -95,6 +97,8 @@ class PointCloudDataModule(pl.LightningDataModule):
         self.seed = seed
         self._generator: torch.Generator | None = None
         self._generator_state: Tensor | None = None
+        self._train_loader: ResumableDataLoader | None = None
+        self._loader_state: dict[str, int] | None = None
         self.splits: dict[str, PointCloudSplit] = {}
 
     def prepare_data(self) -> None:
@@ -117,17 +121,27 @@ class PointCloudDataModule(pl.LightningDataModule):
                     )
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(
+        loader = ResumableDataLoader(
             CloudDataset(self.splits[split]),
             batch_size=self.batch_size,
             shuffle=shuffle,
             drop_last=shuffle,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            generator=make_generator(self.seed) if shuffle else None,
         )
+        loader.seed = self.seed
+        loader.epoch_source = lambda: self.trainer.current_epoch if self.trainer is not None else 0
+        return loader
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        """Shuffled training clouds; resumes mid-epoch from a checkpoint's loader position."""
+        loader = self._loader("train", shuffle=True)
+        if self._loader_state is not None:
+            loader.load_state_dict(self._loader_state)
+            self._loader_state = None
+        self._train_loader = loader
+        return loader
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)
@@ -154,9 +168,24 @@ class PointCloudDataModule(pl.LightningDataModule):
         return {"global": views["global"].to(points.dtype), "local": views["local"].to(points.dtype), "label": labels}
 
     def state_dict(self) -> dict[str, Any]:
-        """The crop generator's state, so a resumed run draws the same crops."""
-        return {"generator": self._generator.get_state()} if self._generator is not None else {}
+        """Every rank's crop-generator state and the position in the epoch, for exact resume.
+
+        The loader position is kept here as well as by Lightning's loop state because the
+        DataModule is restored before the loaders are built, whereas the loop state is
+        applied only if the loaders are built after it (``estimated_stepping_batches``
+        builds them earlier).
+        """
+        state = self._generator.get_state() if self._generator is not None else self._generator_state
+        loader = self._train_loader.state_dict() if self._train_loader is not None else None
+        return {"generators": gather_objects(state), "train_loader": loader}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._generator_state = state_dict.get("generator")
-
+        """Take this rank's generator state and the loader position back."""
+        self._loader_state = state_dict.get("train_loader")
+        if self._loader_state is not None and self._train_loader is not None:
+            self._train_loader.load_state_dict(self._loader_state)
+        states = state_dict.get("generators") or []
+        own = states[rank()] if rank() < len(states) else None
+        if own is not None:
+            self._generator_state = own
+            self._generator = None

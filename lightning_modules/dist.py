@@ -57,3 +57,12 @@ def all_reduce_mean(x: Tensor) -> Tensor:
     out = x.clone()
     dist.all_reduce(out)
     return out / dist.get_world_size()
+
+
+def gather_objects(obj: object) -> list[object]:
+    """``obj`` from every rank, in rank order (``[obj]`` outside DDP)."""
+    if not is_distributed():
+        return [obj]
+    out: list[object] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out

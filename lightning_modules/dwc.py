@@ -24,11 +24,12 @@ from torch import Tensor
 
 from backbones.base import PointBackbone
 from backbones.point_vit import PointViT
-from lightning_modules.dist import is_distributed
+from lightning_modules.dist import gather_objects, is_distributed, rank
 from lightning_modules.ema import ema_update, init_teacher
 from lightning_modules.heads import HeadConfig, HeadOutput
 from lightning_modules.losses import ContrastConfig, DistillationLoss, DistillConfig, info_nce
 from lightning_modules.network import Network
+from lightning_modules.rng import capture_rng_state, restore_rng_state
 from lightning_modules.schedules import CosineSchedule, LinearWarmup
 
 
@@ -259,9 +260,10 @@ class DistillationWithContrast(pl.LightningModule):
         )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Record the schedules a run used."""
+        """Record the schedules a run used and every rank's RNG state."""
         if self.schedules is not None:
             checkpoint["pointdwc_schedules"] = self.schedules.state_dict()
+        checkpoint["pointdwc_rng"] = gather_objects(capture_rng_state())
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse a checkpoint of another architecture with one readable message."""
@@ -284,6 +286,9 @@ class DistillationWithContrast(pl.LightningModule):
                 f"e.g. {'; '.join(problems)}). Use the config the checkpoint was trained with "
                 "(its config.yaml sits next to the run's logs)."
             )
+        states = checkpoint.get("pointdwc_rng")
+        if states:
+            restore_rng_state(states[rank()] if rank() < len(states) else states[0])
 
     def _stop_on_non_finite(self, step: int, loss_distill: Tensor, loss_contrast: Tensor) -> None:
         """Save the last good state (before this step's update) and stop with a clear message."""

@@ -130,3 +130,59 @@ def test_non_finite_loss_stops_with_a_checkpoint_of_the_last_good_state(tiny_mod
     ckpt = torch.load(tmp_path / "last-finite-step2.ckpt", weights_only=True)
     assert ckpt["global_step"] == 2
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(tiny_modelnet, tmp_path) -> None:
+    """Stop after epoch 1 of 3, resume from the checkpoint: bit-identical to straight through."""
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    class StopAfterFirstEpoch(pl.Callback):
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            trainer.should_stop = True
+
+    def run(root, callbacks, ckpt_path=None):
+        pl.seed_everything(0)
+        model, data = tiny_module(), tiny_data(tiny_modelnet)
+        trainer = tiny_trainer(root, max_epochs=3, callbacks=callbacks, enable_checkpointing=True)
+        trainer.fit(model, data, ckpt_path=ckpt_path)
+        return model, trainer
+
+    straight, t_straight = run(tmp_path / "a", [])
+    ckpt_dir = tmp_path / "b"
+    run(ckpt_dir, [StopAfterFirstEpoch(), ModelCheckpoint(dirpath=ckpt_dir, save_last=True)])
+    resumed, t_resumed = run(tmp_path / "c", [], ckpt_path=str(ckpt_dir / "last.ckpt"))
+
+    assert t_resumed.global_step == t_straight.global_step
+    for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), name  # student, teacher and DINO centre
+    opt_a, opt_b = t_straight.optimizers[0].state_dict(), t_resumed.optimizers[0].state_dict()
+    for key, state in opt_a["state"].items():
+        for field, value in state.items():
+            assert torch.equal(torch.as_tensor(value), torch.as_tensor(opt_b["state"][key][field])), (key, field)
+    assert straight.schedules.state_dict() == resumed.schedules.state_dict()
+
+
+def test_resume_from_the_middle_of_an_epoch_is_exact(tiny_modelnet, tmp_path) -> None:
+    """Stop after step 4 of epoch 1 (6 steps per epoch), resume: bit-identical after 2 epochs."""
+    import pytorch_lightning as pl
+
+    class StopAt(pl.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            if trainer.global_step == 4:
+                trainer.save_checkpoint(tmp_path / "mid.ckpt")
+                trainer.should_stop = True
+
+    def run(root, callbacks, ckpt_path=None):
+        pl.seed_everything(0)
+        model, data = tiny_module(), tiny_data(tiny_modelnet)
+        trainer = tiny_trainer(root, max_epochs=2, callbacks=callbacks)
+        trainer.fit(model, data, ckpt_path=ckpt_path)
+        return model, trainer
+
+    straight, t_straight = run(tmp_path / "a", [])
+    run(tmp_path / "b", [StopAt()])
+    resumed, t_resumed = run(tmp_path / "c", [], ckpt_path=str(tmp_path / "mid.ckpt"))
+    assert t_straight.global_step == t_resumed.global_step == 12
+    for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), name
