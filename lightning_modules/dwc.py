@@ -19,11 +19,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import pytorch_lightning as pl
+from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 import torch
 from torch import Tensor
 
 from backbones.base import PointBackbone
 from backbones.point_vit import PointViT
+from lightning_modules.collapse import CollapseMonitor
 from lightning_modules.dist import gather_objects, is_distributed, rank
 from lightning_modules.ema import ema_update, init_teacher
 from lightning_modules.heads import HeadConfig, HeadOutput
@@ -144,6 +146,7 @@ class DistillationWithContrast(pl.LightningModule):
             self.head_config.out_dim, self.distill_config.student_temp, self.distill_config.center_momentum
         )
         self.schedules: Schedules | None = None
+        self.collapse = CollapseMonitor(self.head_config.out_dim)
 
     def train(self, mode: bool = True) -> DistillationWithContrast:
         """Switch the student's mode; the teacher always stays in eval mode (no drop path)."""
@@ -190,6 +193,13 @@ class DistillationWithContrast(pl.LightningModule):
         super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
         momentum = self.schedules.momentum(step) if self.schedules else self.teacher_config.momentum
         ema_update(self.momentum_pairs, momentum)
+
+    def on_train_epoch_end(self) -> None:
+        """Flag a collapsing teacher in the log (and as ``train/collapse`` 0/1)."""
+        verdict = self.collapse.verdict()
+        self.log("train/collapse", float(verdict is not None), sync_dist=True)
+        if verdict is not None:
+            rank_zero_warn(f"epoch {self.current_epoch}: {verdict}")
 
     def on_before_optimizer_step(self, optimizer: Any) -> None:
         """DINO's per-parameter gradient clipping and last-layer freezing."""
@@ -326,6 +336,10 @@ class DistillationWithContrast(pl.LightningModule):
         self.log("train/loss_contrast", lc, batch_size=b)
         self.log("train/teacher_entropy", entropy, batch_size=b)
         self.log("train/teacher_batch_entropy", batch_entropy, batch_size=b)
+        # each teacher view is paired with the same number of student views, so the mean
+        # cross-entropy minus the mean teacher entropy is the mean KL(teacher || student)
+        self.log("train/kl_student_teacher", ld - entropy, batch_size=b)
+        self.collapse.update(float(entropy), float(batch_entropy))
         self.log("train/teacher_temp", temp, batch_size=b)
         if self.schedules is not None:
             self.log("train/lr", self.schedules.lr(step), batch_size=b)

@@ -15,7 +15,7 @@ import pytorch_lightning as pl
 import torch
 import torch.distributed as torch_dist
 import torch.nn.functional as F
-from pytorch_lightning.utilities.rank_zero import rank_zero_only
+from pytorch_lightning.utilities.rank_zero import rank_zero_only, rank_zero_warn
 
 from backbones.base import PointBackbone
 from datamodules.modelnet_h5 import PointCloudSplit, read_modelnet_h5
@@ -176,6 +176,13 @@ class LinearProbe(pl.Callback):
             torch_dist.broadcast_object_list(result, src=0)
         self.last = result[0]
         return self.last
+
+    def _warn_if_at_chance(self, pl_module: pl.LightningModule, result: ProbeResult) -> None:
+        chance = 100.0 / len(self._split("train").class_names)
+        if result.svm_acc <= 1.5 * chance:
+            verdict = getattr(getattr(pl_module, "collapse", None), "verdict", lambda: None)()
+            cause = f" and {verdict}" if verdict else ""
+            rank_zero_warn(f"probe accuracy {result.svm_acc:.1f}% is at chance level ({chance:.1f}%){cause}")
 
     def _log(self, pl_module: pl.LightningModule, result: ProbeResult) -> None:
         pl_module.log("probe/svm_acc", result.svm_acc, sync_dist=True)

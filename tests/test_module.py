@@ -88,12 +88,14 @@ def test_training_step_logs_losses_and_signals(tiny_modelnet, tmp_path) -> None:
     trainer.fit(model, tiny_data(tiny_modelnet))
     logged = trainer.callback_metrics
     for key in ("train/loss", "train/loss_distill", "train/loss_contrast", "train/teacher_entropy",
-                "train/teacher_batch_entropy", "train/teacher_temp", "train/lr", "train/momentum"):
+                "train/teacher_batch_entropy", "train/teacher_temp", "train/lr", "train/momentum",
+                "train/kl_student_teacher", "train/collapse"):
         assert key in logged and torch.isfinite(logged[key])
     assert logged["train/loss"] == pytest.approx(
         float(logged["train/loss_distill"] + logged["train/loss_contrast"]), rel=1e-5
     )
     assert 0 <= logged["train/teacher_entropy"] <= torch.log(torch.tensor(64.0)) + 1e-4
+    assert logged["train/kl_student_teacher"] >= -1e-4  # a KL divergence
     assert not torch.equal(model.distill_loss.center, torch.zeros_like(model.distill_loss.center))
 
 
