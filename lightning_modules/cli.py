@@ -6,7 +6,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning import LightningModule, Trainer
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from datamodules.errors import DataError
@@ -16,6 +17,15 @@ from lightning_modules.probe import LinearProbe
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
+
+
+class SaveAndLogConfig(SaveConfigCallback):
+    """Save the resolved config next to the logs and record it in every logger (W&B)."""
+
+    def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:  # noqa: D102
+        config = self.config.as_dict()
+        for logger in trainer.loggers:
+            logger.log_hyperparams({"config": config})
 
 
 class PointDWCCLI(LightningCLI):
@@ -47,6 +57,7 @@ def run_cli(args: list[str] | None = None, run: bool = True) -> PointDWCCLI:
         DistillationWithContrast,
         PointCloudDataModule,
         parser_kwargs=kwargs,
+        save_config_callback=SaveAndLogConfig,
         save_config_kwargs={"overwrite": True},
         args=args,
         run=run,

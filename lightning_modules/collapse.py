@@ -3,7 +3,9 @@
 Two ways a DINO-style teacher collapses: every sample maps to the same prototypes (the
 entropy of the batch-mean distribution falls towards 0), or every output becomes uniform
 (the per-sample entropy rises towards log K). Centering fights the first, sharpening the
-second; this monitor watches smoothed entropies and names the failure when it happens.
+second; this monitor watches smoothed entropies and names the failure. An extreme
+entropy alone is no proof (a young teacher is near-uniform by design), so the probe
+callback reports the verdict only when the probe accuracy has also fallen to chance.
 """
 
 from __future__ import annotations

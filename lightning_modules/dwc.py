@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import pytorch_lightning as pl
-from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 import torch
 from torch import Tensor
 
@@ -193,13 +192,6 @@ class DistillationWithContrast(pl.LightningModule):
         super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
         momentum = self.schedules.momentum(step) if self.schedules else self.teacher_config.momentum
         ema_update(self.momentum_pairs, momentum)
-
-    def on_train_epoch_end(self) -> None:
-        """Flag a collapsing teacher in the log (and as ``train/collapse`` 0/1)."""
-        verdict = self.collapse.verdict()
-        self.log("train/collapse", float(verdict is not None), sync_dist=True)
-        if verdict is not None:
-            rank_zero_warn(f"epoch {self.current_epoch}: {verdict}")
 
     def on_before_optimizer_step(self, optimizer: Any) -> None:
         """DINO's per-parameter gradient clipping and last-layer freezing."""

@@ -28,8 +28,18 @@ def test_fit_then_test_through_the_cli(tiny_modelnet, tmp_path, monkeypatch, cap
     assert 0 <= float(metrics["probe/svm_acc"]) <= 100
     # the linked values reached the model
     assert cli.model.batch_size == 4 and cli.model.max_epochs == 2
-    # W&B ran offline and wrote its run directory
-    assert list((tmp_path / "runs" / "wandb").glob("offline-run-*"))
+    # W&B ran offline and its run holds the metrics, the resolved config and the pictures
+    import wandb
+
+    wandb.finish()  # flush the run, as the end of the process would
+    (run_dir,) = (tmp_path / "runs" / "wandb").glob("offline-run-*")
+    records = next(run_dir.glob("*.wandb")).read_bytes()
+    for key in (b"train/loss_contrast", b"train/teacher_entropy", b"probe/svm_acc", b"embed_dim", b"crops/views"):
+        assert key in records, key
+    media = [str(p.relative_to(run_dir)) for p in (run_dir / "files" / "media").rglob("*") if p.is_file()]
+    assert any("crops" in m and m.endswith(".png") for m in media), media
+    assert any("attention" in m and m.endswith(".png") for m in media), media
+    assert any("object3D" in m for m in media), media
 
     test_cli = run_cli(["test", "--config", TINY, "--data.root", root, "--probe.root", root, "--ckpt_path", str(ckpt)])
     tested = test_cli.trainer.callback_metrics

@@ -68,3 +68,18 @@ def test_probe_rejects_more_points_than_stored(tiny_modelnet, tmp_path) -> None:
     probe = LinearProbe(root=str(tiny_modelnet), num_points=4096)
     with pytest.raises(ValueError, match="probe.num_points=4096"):
         probe._split("train")
+
+
+def test_collapse_is_flagged_when_the_probe_is_at_chance(tiny_modelnet, monkeypatch) -> None:
+    from lightning_modules.probe import ProbeResult
+
+    probe = LinearProbe(root=str(tiny_modelnet), num_points=256)
+    model = tiny_module()
+    for _ in range(20):
+        model.collapse.update(entropy=0.0, batch_entropy=0.0)
+    warned = []
+    monkeypatch.setattr("lightning_modules.probe.rank_zero_warn", warned.append)
+    probe._warn_if_at_chance(model, ProbeResult(svm_acc=90.0, knn_acc=90.0, step=1))
+    assert warned == []
+    probe._warn_if_at_chance(model, ProbeResult(svm_acc=33.0, knn_acc=33.0, step=1))  # 3 classes: chance 33 %
+    assert len(warned) == 1 and "chance" in warned[0] and "same prototypes" in warned[0]
