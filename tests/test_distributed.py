@@ -33,7 +33,17 @@ def _inputs() -> dict[str, torch.Tensor]:
         "teacher": torch.randn(2, WORLD * B, K, generator=g),
         "center": torch.randn(1, K, generator=g),
         "features": torch.randn(7, 3, generator=g),  # 7 samples: not divisible by 2 ranks
+        "probe_train": torch.randn(41, 6, generator=g),  # odd sizes: a padding sampler would duplicate
+        "probe_test": torch.randn(17, 6, generator=g),
     }
+
+
+def _probe_accuracy(train_x: np.ndarray, test_x: np.ndarray) -> tuple[float, float]:
+    """SVM and kNN accuracy of the synthetic probe features (labels from the first coordinate)."""
+    from lightning_modules.probe import knn_accuracy, svm_accuracy
+
+    train_y, test_y = (train_x[:, 0] > 0).astype(int), (test_x[:, 0] > 0).astype(int)
+    return svm_accuracy(train_x, train_y, test_x, test_y, 0.1), knn_accuracy(train_x, train_y, test_x, test_y, 5, 0.07)
 
 
 def _worker(rank: int, port: int, out_dir: str) -> None:
@@ -52,6 +62,11 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
         # the probe's gather: rank r embeds samples r, r+2, ... (no padding)
         mine = np.arange(rank, len(x["features"]), WORLD)
         feats, idx = _gather_rows(x["features"].numpy()[mine], mine)
+        probe_feats = []
+        for key in ("probe_train", "probe_test"):
+            rows_r = np.arange(rank, len(x[key]), WORLD)
+            probe_feats.append(_gather_rows(x[key].numpy()[rows_r], rows_r)[0])
+        accuracy = _probe_accuracy(*probe_feats)
         loss_mean = loss.detach().clone()
         dist.all_reduce(loss_mean)
         torch.save(
@@ -62,6 +77,7 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
                 "center": dino.center,
                 "features": torch.from_numpy(feats),
                 "index": torch.from_numpy(idx),
+                "accuracy": accuracy,
             },
             Path(out_dir) / f"rank{rank}.pt",
         )
@@ -104,6 +120,13 @@ def test_probe_gathers_every_sample_exactly_once(ddp_results) -> None:
     for res in ddp_results:
         assert res["index"].tolist() == list(range(7))
         torch.testing.assert_close(res["features"], x["features"])
+
+
+def test_probe_accuracy_equals_single_process(ddp_results) -> None:
+    x = _inputs()
+    single = _probe_accuracy(x["probe_train"].numpy(), x["probe_test"].numpy())
+    for res in ddp_results:
+        assert res["accuracy"] == single
 
 
 def test_ranks_draw_different_crops_reproducibly(tiny_modelnet, tmp_path) -> None:
