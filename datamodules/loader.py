@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import torch
 from torch.utils.data import DataLoader
 
 
@@ -52,7 +51,3 @@ class ResumableDataLoader(DataLoader):
         """Skip the delivered batches if the next iteration replays the same epoch."""
         self._pending = {"epoch": int(state["epoch"]), "batches": int(state["batches"])}
 
-
-def make_generator(seed: int) -> torch.Generator:
-    """The CPU generator a ResumableDataLoader reseeds per epoch."""
-    return torch.Generator().manual_seed(seed)

@@ -18,7 +18,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.crops import MultiCrop, MultiCropConfig
-from datamodules.loader import ResumableDataLoader, make_generator
+from datamodules.loader import ResumableDataLoader
 from datamodules.modelnet_h5 import PointCloudSplit, read_modelnet_h5
 from lightning_modules.dist import gather_objects, rank
 
@@ -128,7 +128,7 @@ class PointCloudDataModule(pl.LightningDataModule):
             drop_last=shuffle,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
-            generator=make_generator(self.seed) if shuffle else None,
+            generator=torch.Generator() if shuffle else None,  # reseeded from (seed, epoch) per epoch
         )
         loader.seed = self.seed
         loader.epoch_source = lambda: self.trainer.current_epoch if self.trainer is not None else 0
@@ -181,9 +181,11 @@ class PointCloudDataModule(pl.LightningDataModule):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Take this rank's generator state and the loader position back."""
-        self._loader_state = state_dict.get("train_loader")
-        if self._loader_state is not None and self._train_loader is not None:
-            self._train_loader.load_state_dict(self._loader_state)
+        position = state_dict.get("train_loader")
+        if position is not None and self._train_loader is not None:
+            self._train_loader.load_state_dict(position)
+        else:
+            self._loader_state = position
         states = state_dict.get("generators") or []
         own = states[rank()] if rank() < len(states) else None
         if own is not None:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
-from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from datamodules.errors import DataError
 from datamodules.pointcloud import PointCloudDataModule
+from lightning_modules.dist import print_rank_zero
 from lightning_modules.dwc import DistillationWithContrast
 from lightning_modules.probe import LinearProbe
 
@@ -41,8 +41,8 @@ class PointDWCCLI(LightningCLI):
         ckpt = self.trainer.checkpoint_callback
         path = getattr(ckpt, "last_model_path", "") or getattr(ckpt, "best_model_path", "")
         if path:
-            _print(f"checkpoint: {path}")
-            _print(f"evaluate it with: pointdwc test --ckpt_path {path}")
+            print_rank_zero(f"checkpoint: {path}")
+            print_rank_zero(f"evaluate it with: pointdwc test --ckpt_path {path}")
 
 
 def run_cli(args: list[str] | None = None, run: bool = True) -> PointDWCCLI:
@@ -73,12 +73,6 @@ def main() -> None:
     except (DataError, FloatingPointError) as err:
         print(f"pointdwc: error: {err}", file=sys.stderr)
         raise SystemExit(1) from None
-
-
-@rank_zero_only
-def _print(message: str) -> None:
-    """Print on global rank 0 only (results the user reads, not log noise)."""
-    print(message, flush=True)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from torch import Tensor
+
 
 @dataclass
 class CollapseMonitor:
@@ -29,11 +31,11 @@ class CollapseMonitor:
     smoothing: float = 0.9
     batch_entropy_floor: float = 0.05
     entropy_ceiling: float = 0.98
-    entropy: float | None = None
-    batch_entropy: float | None = None
+    entropy: float | Tensor | None = None
+    batch_entropy: float | Tensor | None = None
 
-    def update(self, entropy: float, batch_entropy: float) -> None:
-        """Fold one step's entropies into the running averages."""
+    def update(self, entropy: float | Tensor, batch_entropy: float | Tensor) -> None:
+        """Fold one step's entropies into the running averages (tensors stay on their device)."""
         if self.entropy is None or self.batch_entropy is None:
             self.entropy, self.batch_entropy = entropy, batch_entropy
             return
@@ -45,16 +47,17 @@ class CollapseMonitor:
         """A sentence describing the collapse, or None while training looks healthy."""
         if self.entropy is None or self.batch_entropy is None:
             return None
+        entropy, batch_entropy = float(self.entropy), float(self.batch_entropy)
         log_k = math.log(self.num_prototypes)
-        if self.batch_entropy < self.batch_entropy_floor * log_k:
+        if batch_entropy < self.batch_entropy_floor * log_k:
             return (
                 f"collapse suspected: the teacher maps every sample to the same prototypes "
-                f"(batch entropy {self.batch_entropy:.3f} of log K = {log_k:.2f}); "
+                f"(batch entropy {batch_entropy:.3f} of log K = {log_k:.2f}); "
                 "raise distill.center_momentum's effect (lower it) or the teacher temperature"
             )
-        if self.entropy > self.entropy_ceiling * log_k:
+        if entropy > self.entropy_ceiling * log_k:
             return (
-                f"collapse suspected: teacher outputs are uniform (entropy {self.entropy:.3f} "
+                f"collapse suspected: teacher outputs are uniform (entropy {entropy:.3f} "
                 f"of log K = {log_k:.2f}); lower distill.teacher_temp"
             )
         return None

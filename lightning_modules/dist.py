@@ -59,6 +59,12 @@ def all_reduce_mean(x: Tensor) -> Tensor:
     return out / dist.get_world_size()
 
 
+def print_rank_zero(message: str) -> None:
+    """Print on global rank 0 only: results the user reads, not log noise."""
+    if rank() == 0:
+        print(message, flush=True)
+
+
 def gather_objects(obj: object) -> list[object]:
     """``obj`` from every rank, in rank order (``[obj]`` outside DDP)."""
     if not is_distributed():

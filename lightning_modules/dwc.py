@@ -331,7 +331,7 @@ class DistillationWithContrast(pl.LightningModule):
         # each teacher view is paired with the same number of student views, so the mean
         # cross-entropy minus the mean teacher entropy is the mean KL(teacher || student)
         self.log("train/kl_student_teacher", ld - entropy, batch_size=b)
-        self.collapse.update(float(entropy), float(batch_entropy))
+        self.collapse.update(entropy.detach(), batch_entropy.detach())
         self.log("train/teacher_temp", temp, batch_size=b)
         if self.schedules is not None:
             self.log("train/lr", self.schedules.lr(step), batch_size=b)

@@ -16,12 +16,12 @@ import torch
 import torch.distributed as torch_dist
 import torch.nn.functional as F
 from pytorch_lightning.loggers import WandbLogger
-from pytorch_lightning.utilities.rank_zero import rank_zero_only, rank_zero_warn
+from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 
 from backbones.base import PointBackbone
 from datamodules.modelnet_h5 import PointCloudSplit, read_modelnet_h5
 from datamodules.pointcloud import SyntheticConfig, resolve_root
-from lightning_modules.dist import is_distributed, rank, world_size
+from lightning_modules.dist import gather_objects, is_distributed, print_rank_zero, rank, world_size
 
 
 @dataclass
@@ -83,10 +83,9 @@ def _gather_rows(local: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.n
     """Rows and their sample indices from every rank, each sample exactly once."""
     if not is_distributed():
         return local, index
-    parts: list[tuple[np.ndarray, np.ndarray] | None] = [None] * world_size()
-    torch_dist.all_gather_object(parts, (local, index))
-    feats = np.concatenate([p[0] for p in parts if p is not None])
-    idx = np.concatenate([p[1] for p in parts if p is not None])
+    parts = gather_objects((local, index))
+    feats = np.concatenate([p[0] for p in parts])
+    idx = np.concatenate([p[1] for p in parts])
     order = np.argsort(idx, kind="stable")
     return feats[order], idx[order]
 
@@ -191,7 +190,8 @@ class LinearProbe(pl.Callback):
         chance = 100.0 / len(self._split("train").class_names)
         if result.svm_acc > 1.5 * chance:
             return
-        verdict = getattr(getattr(pl_module, "collapse", None), "verdict", lambda: None)()
+        monitor = getattr(pl_module, "collapse", None)
+        verdict = monitor.verdict() if monitor is not None else None
         if verdict is not None:
             rank_zero_warn(f"probe accuracy {result.svm_acc:.1f}% is at chance level ({chance:.1f}%): {verdict}")
         else:
@@ -217,14 +217,8 @@ class LinearProbe(pl.Callback):
             for logger in trainer.loggers:
                 logger.log_metrics({"probe/svm_acc": result.svm_acc, "probe/knn_acc": result.knn_acc}, trainer.global_step)
         assert self.last is not None
-        _print(f"probe/svm_acc {self.last.svm_acc:.2f}")
-        _print(f"probe/knn_acc {self.last.knn_acc:.2f}")
+        print_rank_zero(f"probe/svm_acc {self.last.svm_acc:.2f}")
+        print_rank_zero(f"probe/knn_acc {self.last.knn_acc:.2f}")
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._log(pl_module, self.run(trainer, pl_module))
-
-
-@rank_zero_only
-def _print(message: str) -> None:
-    """Print on global rank 0 only (results the user reads, not log noise)."""
-    print(message, flush=True)

@@ -17,6 +17,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import WandbLogger
 
+from backbones.grouping import knn
 from lightning_modules.render import colormap, render_points, tile
 
 
@@ -24,7 +25,7 @@ def cls_attention_per_point(attention: torch.Tensor, centers: torch.Tensor, poin
     """(B, H, T, T) attention, (B, M, 3) centres, (B, N, 3) points -> (B, H, N) attention of
     the [CLS] token to the patch whose centre is nearest each point."""
     cls_to_patch = attention[:, :, 0, 1:]  # (B, H, M)
-    nearest = torch.cdist(points.float(), centers.float()).argmin(-1)  # (B, N)
+    nearest = knn(points, centers, 1)[..., 0]  # (B, N)
     index = nearest[:, None, :].expand(-1, cls_to_patch.shape[1], -1)
     return torch.gather(cls_to_patch, 2, index)
 
