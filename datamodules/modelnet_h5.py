@@ -11,28 +11,14 @@ Every problem is reported as one :class:`DataError` naming the file and the fiel
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from datamodules.dataset import CheckReport, PointCloudSet, PointCloudSplit, SplitSummary, existing_root
 from datamodules.errors import DataError
 
 SPLIT_FILES = {"train": "train_files.txt", "test": "test_files.txt"}
-
-
-@dataclass
-class PointCloudSplit:
-    """One split held in memory: clouds, labels and class names."""
-
-    points: np.ndarray
-    """(n, P, 3) float32."""
-    labels: np.ndarray
-    """(n,) int64."""
-    class_names: list[str]
-
-    def __len__(self) -> int:
-        return len(self.points)
 
 
 def read_class_names(root: Path) -> list[str]:
@@ -65,8 +51,8 @@ def shard_paths(root: Path, split: str) -> list[Path]:
     return paths
 
 
-def read_shard(path: Path, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """``data`` and ``label`` of one shard, validated."""
+def read_shard(path: Path, num_classes: int, names_file: str = "shape_names.txt") -> tuple[np.ndarray, np.ndarray]:
+    """``data`` and ``label`` of one shard (h5 file), validated."""
     import h5py
 
     try:
@@ -78,8 +64,8 @@ def read_shard(path: Path, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
             label = np.asarray(f["label"][...])
     except DataError:
         raise
-    except (OSError, KeyError, ValueError) as err:
-        raise DataError(f"{path}: not a readable HDF5 file ({err})") from None
+    except (OSError, KeyError, ValueError, RuntimeError) as err:
+        raise DataError(f"{path}: not a readable HDF5 file, truncated or corrupt? ({err})") from None
     if data.ndim != 3 or data.shape[-1] != 3:
         raise DataError(f"{path}: field 'data' must have shape (n, points, 3), got {data.shape}")
     if data.shape[0] == 0 or data.shape[1] == 0:
@@ -97,16 +83,14 @@ def read_shard(path: Path, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     if label.size and (label.min() < 0 or label.max() >= num_classes):
         raise DataError(
             f"{path}: field 'label' has values in [{label.min()}, {label.max()}], "
-            f"outside the {num_classes} classes of shape_names.txt"
+            f"outside the {num_classes} classes of {names_file}"
         )
     return data.astype(np.float32, copy=False), label.astype(np.int64)
 
 
 def read_modelnet_h5(root: str | os.PathLike, split: str) -> PointCloudSplit:
     """Load one split of a ModelNet40-HDF5-layout folder into memory."""
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise DataError(f"{root}: data root does not exist or is not a directory")
+    root = existing_root(root)
     names = read_class_names(root)
     datas, labels = [], []
     for path in shard_paths(root, split):
@@ -115,4 +99,55 @@ def read_modelnet_h5(root: str | os.PathLike, split: str) -> PointCloudSplit:
             raise DataError(f"{path}: field 'data' has {d.shape[1]} points per cloud, other shards {datas[0].shape[1]}")
         datas.append(d)
         labels.append(l)
-    return PointCloudSplit(np.concatenate(datas), np.concatenate(labels), names)
+    return PointCloudSplit(np.concatenate(datas), np.concatenate(labels), names, source=str(root))
+
+
+class ModelNet40H5(PointCloudSet):
+    """ModelNet40 as ``modelnet40_ply_hdf5_2048`` ships it (12,311 shapes, 2,048 points each).
+
+    Args:
+        root: the folder holding ``shape_names.txt``, ``train_files.txt``,
+            ``test_files.txt`` and the ``ply_data_*.h5`` shards.
+    """
+
+    def __init__(self, root: str) -> None:
+        self.root = Path(root).expanduser().absolute()
+
+    def load(self, split: str) -> PointCloudSplit:
+        self._check_split_name(split)
+        loaded = read_modelnet_h5(self.root, split)
+        loaded.source = f"{self.describe()} at {self.root}"
+        return loaded
+
+    def check(self, progress: bool = True) -> CheckReport:
+        """Every bad listing, shard or field (each shard checked on its own), and the summaries."""
+        try:
+            names = read_class_names(existing_root(self.root))
+        except DataError as err:
+            return CheckReport([str(err)], [])
+        found, summaries = [], []
+        for split in self.splits:
+            try:
+                paths = shard_paths(self.root, split)
+            except DataError as err:
+                found.append(str(err))
+                continue
+            datas, labels = [], []
+            for path in paths:
+                try:
+                    d, l = read_shard(path, len(names))
+                except DataError as err:
+                    found.append(str(err))
+                    continue
+                if datas and d.shape[1] != datas[0].shape[1]:
+                    found.append(f"{path}: field 'data' has {d.shape[1]} points per cloud, other shards {datas[0].shape[1]}")
+                    continue
+                datas.append(d)
+                labels.append(l)
+            if datas:
+                summaries.append(SplitSummary.of(split, np.concatenate(datas), np.concatenate(labels), len(names)))
+        return CheckReport(found, summaries)
+
+    @classmethod
+    def detect(cls, root: Path) -> list[PointCloudSet]:
+        return [cls(str(root))] if (root / "shape_names.txt").is_file() and (root / "train_files.txt").is_file() else []

@@ -1,99 +1,103 @@
 """DataModule that serves raw clouds and turns them into multi-crop views on the device.
 
-Loader workers only index an in-memory array; cropping, resampling and augmentation run
+Loader workers only copy rows of an in-memory or memory-mapped array; cropping, resampling and augmentation run
 batched in ``on_after_batch_transfer`` on the training device, so neither 2 CPU cores
 nor a GPU waits on per-sample Python work.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.crops import MultiCrop, MultiCropConfig
+from datamodules.dataset import PointCloudSet, PointCloudSplit
+from datamodules.detect import resolve_dataset
 from datamodules.loader import ResumableDataLoader
-from datamodules.modelnet_h5 import PointCloudSplit, read_modelnet_h5
 from lightning_modules.dist import gather_objects, rank
 
 
-@dataclass
-class SyntheticConfig:
-    """The embedded procedural data set, used when no ``root`` is given."""
-
-    num_train_per_class: int = 100
-    num_test_per_class: int = 40
-    num_points: int = 2048
-    seed: int = 0
-
-
 class CloudDataset(Dataset):
-    """(cloud, label) pairs from an in-memory split."""
+    """(clouds, labels) batches from a split held in memory or memory-mapped.
+
+    Batches are read with one fancy index (``__getitems__``), in sorted order so a
+    memory-mapped file is read front to back, instead of one Python call per sample.
+    Pickling (for worker processes) sends the path of a memory-mapped file, not its data.
+    """
 
     def __init__(self, split: PointCloudSplit) -> None:
-        self.points = torch.from_numpy(split.points)
-        self.labels = torch.from_numpy(split.labels)
+        self.points = split.points
+        self.labels = split.labels
 
     def __len__(self) -> int:
         return len(self.points)
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
-        return self.points[index], self.labels[index]
+        return torch.from_numpy(np.array(self.points[index])), torch.tensor(self.labels[index])
+
+    def __getitems__(self, indices: list[int]) -> tuple[Tensor, Tensor]:
+        index = np.asarray(indices, dtype=np.int64)
+        order = np.argsort(index, kind="stable")
+        rows = np.empty((len(index), *self.points.shape[1:]), dtype=np.float32)
+        rows[order] = self.points[index[order]]
+        return torch.from_numpy(rows), torch.from_numpy(np.asarray(self.labels[index], dtype=np.int64))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if isinstance(self.points, np.memmap) and self.points.filename:
+            state["points"] = ("memmap", self.points.filename)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if isinstance(state["points"], tuple) and state["points"][0] == "memmap":
+            state["points"] = np.load(state["points"][1], mmap_mode="r")
+        self.__dict__.update(state)
 
 
-def resolve_root(root: str | os.PathLike | None, synthetic: SyntheticConfig, progress: bool = True) -> Path:
-    """``root`` itself, or the cached synthetic data set (generated on first use)."""
-    if root is not None:
-        return Path(root).expanduser()
-    from datamodules.synthetic import ensure_synthetic_dataset
-
-    return ensure_synthetic_dataset(
-        None,
-        num_train_per_class=synthetic.num_train_per_class,
-        num_test_per_class=synthetic.num_test_per_class,
-        num_points=synthetic.num_points,
-        seed=synthetic.seed,
-        progress=progress,
-    )
+def collate_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    """``CloudDataset.__getitems__`` already returns a batch."""
+    return batch
 
 
 class PointCloudDataModule(pl.LightningDataModule):
-    """Pretraining data: clouds of a ModelNet40-HDF5-layout folder, or the synthetic set.
+    """Pretraining data: clouds of any :class:`PointCloudSet` (labels ignored), as multi-crop views.
 
     Args:
-        root: folder in the ModelNet40 HDF5 layout; ``None`` uses the embedded synthetic set.
+        dataset: the data set, by class path (``datamodules.ShapeNet55``, ``datamodules.ModelNet40H5``,
+            ``datamodules.ModelNetResampled``, ``datamodules.ScanObjectNN``, ``datamodules.MeshFolder``,
+            ``datamodules.SyntheticShapes``).
+        root: shortcut: a data folder whose layout is detected (instead of ``dataset``).
+            Neither given: the embedded synthetic set.
         batch_size: clouds per device and step.
-        num_workers: loader worker processes (indexing only; 0 is fine on small machines).
+        num_workers: loader worker processes (they only copy rows of an in-memory or
+            memory-mapped array; 0 is enough on small machines).
         num_points: random subset of each raw cloud taken before cropping (``None``: all).
         crops: the multi-crop recipe.
-        synthetic: parameters of the synthetic set (used when ``root`` is None).
         seed: seed of the crop generator; rank r draws from ``seed + r``, so ranks see
             different crops and a run is reproducible.
     """
 
     def __init__(
         self,
+        dataset: PointCloudSet | None = None,
         root: str | None = None,
         batch_size: int = 64,
         num_workers: int = 0,
         num_points: int | None = None,
         crops: MultiCropConfig = MultiCropConfig(),
-        synthetic: SyntheticConfig = SyntheticConfig(),
         seed: int = 0,
     ) -> None:
         super().__init__()
-        self.root = root
+        self.dataset = resolve_dataset(dataset, root, "data.dataset", "data.root")
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.num_points = num_points
         self.multicrop = MultiCrop(crops)
-        self.synthetic = synthetic
         self.seed = seed
         self._generator: torch.Generator | None = None
         self._generator_state: Tensor | None = None
@@ -102,23 +106,17 @@ class PointCloudDataModule(pl.LightningDataModule):
         self.splits: dict[str, PointCloudSplit] = {}
 
     def prepare_data(self) -> None:
-        """Generate the synthetic set once (rank 0) if it is the source."""
-        resolve_root(self.root, self.synthetic)
+        """One-time work (generate the synthetic set, pack a file-per-shape set) on rank 0."""
+        self.dataset.prepare(progress=True)
 
     def setup(self, stage: str) -> None:
         """Load the split(s) the stage needs."""
-        root = resolve_root(self.root, self.synthetic, progress=False)
         wanted = ["train"] if stage == "fit" else ["test"] if stage in ("test", "validate") else []
         for split in wanted:
             if split not in self.splits:
-                self.splits[split] = read_modelnet_h5(root, split)
-        if self.num_points is not None:
-            for split in self.splits.values():
-                if split.points.shape[1] < self.num_points:
-                    raise ValueError(
-                        f"data.num_points={self.num_points} but the clouds in {root} have only "
-                        f"{split.points.shape[1]} points"
-                    )
+                loaded = self.dataset.load(split)
+                loaded.require_points(self.num_points, "data.num_points")
+                self.splits[split] = loaded
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         loader = ResumableDataLoader(
@@ -127,6 +125,8 @@ class PointCloudDataModule(pl.LightningDataModule):
             shuffle=shuffle,
             drop_last=shuffle,
             num_workers=self.num_workers,
+            collate_fn=collate_batch,
+            pin_memory=torch.cuda.is_available(),
             persistent_workers=self.num_workers > 0,
             generator=torch.Generator() if shuffle else None,  # reseeded from (seed, epoch) per epoch
         )

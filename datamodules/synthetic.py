@@ -30,6 +30,9 @@ import h5py
 import numpy as np
 from rich.progress import track
 
+from datamodules.cache import default_cache_dir
+from datamodules.dataset import PointCloudSet, PointCloudSplit
+
 from datamodules.shapes import CLASS_NAMES, CLASSES
 from datamodules.shapes.common import uniform
 from datamodules.shapes.parts import (
@@ -95,12 +98,6 @@ def generate_split(
 
 
 # ----------------------------------------------------------------------- caching
-def default_cache_dir() -> pathlib.Path:
-    """``$POINTDWC_CACHE`` or ``~/.cache/pointdwc``."""
-    env = os.environ.get("POINTDWC_CACHE")
-    return pathlib.Path(env).expanduser() if env else pathlib.Path.home() / ".cache" / "pointdwc"
-
-
 def dataset_dirname(num_train_per_class: int, num_test_per_class: int, num_points: int, seed: int) -> str:
     """Cache sub-directory name encoding the generation parameters."""
     return f"synthetic-v{VERSION}-s{seed}-tr{num_train_per_class}-te{num_test_per_class}-p{num_points}"
@@ -201,3 +198,37 @@ def ensure_synthetic_dataset(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return root
+
+
+class SyntheticShapes(PointCloudSet):
+    """The embedded procedural shape set (28 classes), generated once into the cache.
+
+    Args:
+        num_train_per_class: training shapes per class.
+        num_test_per_class: test shapes per class.
+        num_points: points per cloud.
+        seed: generation seed (a different seed gives a different set).
+    """
+
+    def __init__(self, num_train_per_class: int = 100, num_test_per_class: int = 40, num_points: int = 2048, seed: int = 0) -> None:
+        self.num_train_per_class = num_train_per_class
+        self.num_test_per_class = num_test_per_class
+        self.num_points = num_points
+        self.seed = seed
+
+    def prepare(self, progress: bool = True) -> pathlib.Path:
+        """Generate the set into the cache unless it is there; return its folder."""
+        return ensure_synthetic_dataset(
+            None, self.num_train_per_class, self.num_test_per_class, self.num_points, self.seed, progress
+        )
+
+    def load(self, split: str) -> PointCloudSplit:
+        from datamodules.modelnet_h5 import read_modelnet_h5
+
+        self._check_split_name(split)
+        loaded = read_modelnet_h5(self.prepare(progress=False), split)
+        loaded.source = self.describe()
+        return loaded
+
+    def describe(self) -> str:
+        return f"SyntheticShapes(seed={self.seed}, {self.num_points} points)"

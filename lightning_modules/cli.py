@@ -66,6 +66,10 @@ def run_cli(args: list[str] | None = None, run: bool = True) -> PointDWCCLI:
 
 def main() -> None:
     """Entry point of the ``pointdwc`` console script."""
+    if sys.argv[1:2] == ["data"]:  # `pointdwc data check|prepare ROOT`, beside LightningCLI's subcommands
+        from datamodules.data_command import main as data_main
+
+        raise SystemExit(data_main(sys.argv[2:]))
     # The teacher is kept in eval mode on purpose (no drop path); Lightning warns about it.
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     try:

@@ -1,9 +1,11 @@
 """Linear-probe evaluation of frozen features: a linear SVM and a kNN classifier.
 
 The probe data set is independent of the pretraining data (the paper pretrains on
-ShapeNet and probes ModelNet40): any folder in the ModelNet40 HDF5 layout, or the
-embedded synthetic set. Each rank embeds its own share of the clouds (no padding, so
-no sample counts twice); rank 0 fits the classifiers and shares the accuracies.
+ShapeNet55 and probes ModelNet40 and ScanObjectNN): any :class:`PointCloudSet` by class
+path (``probe.data``), a folder whose layout is detected (``probe.root``), or the
+embedded synthetic set. Several probes can run side by side (extra ``LinearProbe``
+callbacks with a ``name``). Each rank embeds its own share of the clouds (no padding,
+so no sample counts twice); rank 0 fits the classifiers and shares the accuracies.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 
 from backbones.base import PointBackbone
-from datamodules.modelnet_h5 import PointCloudSplit, read_modelnet_h5
-from datamodules.pointcloud import SyntheticConfig, resolve_root
+from datamodules.dataset import PointCloudSet, PointCloudSplit
+from datamodules.detect import resolve_dataset
 from lightning_modules.dist import gather_objects, is_distributed, print_rank_zero, rank, world_size
 
 
@@ -94,10 +96,13 @@ class LinearProbe(pl.Callback):
     """Probe the frozen (teacher) backbone with a linear SVM and kNN.
 
     Runs every ``every_n_epochs`` epochs and at the end of ``fit``, and in ``test``.
-    Logs ``probe/svm_acc`` and ``probe/knn_acc`` (percent).
+    Logs ``probe/svm_acc`` and ``probe/knn_acc`` (percent), or ``probe/<name>/...``.
 
     Args:
-        root: probe data in the ModelNet40 HDF5 layout; ``None`` uses the synthetic set.
+        data: the probe data set by class path (e.g. ``datamodules.ModelNet40H5``).
+        root: shortcut: a data folder whose layout is detected (instead of ``data``).
+            Neither given: the embedded synthetic set.
+        name: distinguishes the metrics of several probes (``probe/<name>/svm_acc``).
         every_n_epochs: probe during ``fit`` every this many epochs (0: only at the end).
         num_points: points per cloud fed to the backbone (the first ones stored).
         use_teacher: probe the teacher (True, the paper's choice) or the student.
@@ -105,12 +110,13 @@ class LinearProbe(pl.Callback):
         knn_k: neighbours of the kNN classifier.
         knn_temperature: temperature of the kNN vote weights.
         batch_size: clouds per forward pass while embedding.
-        synthetic: synthetic set parameters (used when ``root`` is None).
     """
 
     def __init__(
         self,
+        data: PointCloudSet | None = None,
         root: str | None = None,
+        name: str | None = None,
         every_n_epochs: int = 5,
         num_points: int = 1024,
         use_teacher: bool = True,
@@ -118,10 +124,11 @@ class LinearProbe(pl.Callback):
         knn_k: int = 20,
         knn_temperature: float = 0.07,
         batch_size: int = 128,
-        synthetic: SyntheticConfig = SyntheticConfig(),
     ) -> None:
         super().__init__()
-        self.root = root
+        field = f"probe[{name}]" if name else "probe"
+        self.data = resolve_dataset(data, root, f"{field}.data", f"{field}.root")
+        self.name = name
         self.every_n_epochs = every_n_epochs
         self.num_points = num_points
         self.use_teacher = use_teacher
@@ -129,30 +136,33 @@ class LinearProbe(pl.Callback):
         self.knn_k = knn_k
         self.knn_temperature = knn_temperature
         self.batch_size = batch_size
-        self.synthetic = synthetic
+        self._field = field
         self._splits: dict[str, PointCloudSplit] = {}
         self.last: ProbeResult | None = None
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(name=self.name)
+
+    def key(self, metric: str) -> str:
+        """The logged name of ``metric`` (``probe/svm_acc`` or ``probe/<name>/svm_acc``)."""
+        return f"probe/{self.name}/{metric}" if self.name else f"probe/{metric}"
 
     # ------------------------------------------------------------------ data
     def _split(self, name: str) -> PointCloudSplit:
         if name not in self._splits:
-            root = resolve_root(self.root, self.synthetic, progress=rank() == 0)
-            split = read_modelnet_h5(root, name)
-            if split.points.shape[1] < self.num_points:
-                raise ValueError(
-                    f"probe.num_points={self.num_points} but the clouds in {root} ({name}) have only "
-                    f"{split.points.shape[1]} points"
-                )
+            split = self.data.load(name)
+            split.require_points(self.num_points, f"{self._field}.num_points")
             self._splits[name] = split
         return self._splits[name]
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        """Load (and, for the synthetic set, generate) the probe data up front."""
+        """Prepare (generate or pack, on rank 0) and load the probe data up front."""
         if trainer.is_global_zero:
-            resolve_root(self.root, self.synthetic)
+            self.data.prepare(progress=True)
             for logger in trainer.loggers:
                 if isinstance(logger, WandbLogger):  # dashboards show the best accuracy so far
-                    for key in ("probe/svm_acc", "probe/knn_acc"):
+                    for key in (self.key("svm_acc"), self.key("knn_acc")):
                         logger.experiment.define_metric(key, summary="max")
         trainer.strategy.barrier("probe-data")
         self._split("train")
@@ -198,8 +208,8 @@ class LinearProbe(pl.Callback):
             rank_zero_warn(f"probe accuracy {result.svm_acc:.1f}% is at chance level ({chance:.1f}%)")
 
     def _log(self, pl_module: pl.LightningModule, result: ProbeResult) -> None:
-        pl_module.log("probe/svm_acc", result.svm_acc, sync_dist=True)
-        pl_module.log("probe/knn_acc", result.knn_acc, sync_dist=True)
+        pl_module.log(self.key("svm_acc"), result.svm_acc, sync_dist=True)
+        pl_module.log(self.key("knn_acc"), result.knn_acc, sync_dist=True)
 
     # ------------------------------------------------------------------ hooks
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -215,10 +225,10 @@ class LinearProbe(pl.Callback):
         if self.last is None or self.last.step != trainer.global_step:
             result = self.run(trainer, pl_module)
             for logger in trainer.loggers:
-                logger.log_metrics({"probe/svm_acc": result.svm_acc, "probe/knn_acc": result.knn_acc}, trainer.global_step)
+                logger.log_metrics({self.key("svm_acc"): result.svm_acc, self.key("knn_acc"): result.knn_acc}, trainer.global_step)
         assert self.last is not None
-        print_rank_zero(f"probe/svm_acc {self.last.svm_acc:.2f}")
-        print_rank_zero(f"probe/knn_acc {self.last.knn_acc:.2f}")
+        print_rank_zero(f"{self.key('svm_acc')} {self.last.svm_acc:.2f}")
+        print_rank_zero(f"{self.key('knn_acc')} {self.last.knn_acc:.2f}")
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._log(pl_module, self.run(trainer, pl_module))

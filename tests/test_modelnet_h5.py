@@ -79,5 +79,5 @@ def test_datamodule_serves_multicrop_views(tiny_modelnet, tmp_path) -> None:
 def test_datamodule_rejects_more_points_than_stored(tiny_modelnet, tmp_path) -> None:
     dm = tiny_data(tiny_modelnet)
     dm.num_points = 4096
-    with pytest.raises(ValueError, match="data.num_points=4096 but the clouds in .* have only 1024 points"):
+    with pytest.raises(ValueError, match=r"data.num_points=4096 but the clouds of ModelNet40H5 at .*modelnet40_ply_hdf5_2048 have only 1024 points"):
         dm.setup("fit")

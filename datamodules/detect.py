@@ -1,0 +1,61 @@
+"""Recognise a data set's layout from its folder (``--data.root``, ``--probe.root``, ``data check``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from datamodules.dataset import PointCloudSet, existing_root
+from datamodules.errors import DataError
+
+
+def known_sets() -> list[type[PointCloudSet]]:
+    """The data set classes, most specific layout first (a mesh folder matches almost anything)."""
+    from datamodules.mesh_folder import MeshFolder
+    from datamodules.modelnet_h5 import ModelNet40H5
+    from datamodules.modelnet_resampled import ModelNetResampled
+    from datamodules.scanobjectnn import ScanObjectNN
+    from datamodules.shapenet55 import ShapeNet55
+
+    return [ModelNet40H5, ModelNetResampled, ScanObjectNN, ShapeNet55, MeshFolder]
+
+
+def detect_datasets(root: str | os.PathLike) -> list[PointCloudSet]:
+    """Every data set found in ``root`` (e.g. ModelNet40 and ModelNet10 of one folder)."""
+    path = existing_root(root)
+    for cls in known_sets():
+        found = cls.detect(path)
+        if found:
+            return found
+    return []
+
+
+LAYOUTS = (
+    "ModelNet40 h5 (shape_names.txt, train_files.txt), modelnet40_normal_resampled "
+    "(modelnet40_shape_names.txt), ScanObjectNN (main_split/, main_split_nobg/), "
+    "ShapeNet55 (ShapeNet-55/train.txt, shapenet_pc/), or a mesh folder (<class>/*.obj|off|stl|ply|glb)"
+)
+
+
+def dataset_from_root(root: str | os.PathLike, field: str) -> PointCloudSet:
+    """The data set in ``root`` (the first, if it holds several); DataError naming ``field`` if none."""
+    found = detect_datasets(root)
+    if not found:
+        raise DataError(
+            f"{field}={root}: no known data set layout in this folder; expected {LAYOUTS}, "
+            f"or name the data set with its class path (see `pointdwc data check {root}`)"
+        )
+    return found[0]
+
+
+def resolve_dataset(dataset: PointCloudSet | None, root: str | None, dataset_field: str, root_field: str) -> PointCloudSet:
+    """``dataset``, the set detected in ``root``, or (neither given) the embedded synthetic set."""
+    if dataset is not None and root is not None:
+        raise DataError(f"give either {dataset_field} or {root_field}, not both ({root_field}={root})")
+    if dataset is not None:
+        return dataset
+    if root is not None:
+        return dataset_from_root(Path(root), root_field)
+    from datamodules.synthetic import SyntheticShapes
+
+    return SyntheticShapes()
