@@ -1,7 +1,28 @@
-"""Data: readers, the synthetic shape set, multi-crop views and the DataModule."""
+"""Data: the data sets (one class per on-disk layout), multi-crop views and the DataModule."""
 
 from datamodules.crops import CropSpec, MultiCrop, MultiCropConfig
+from datamodules.dataset import PointCloudSet, PointCloudSplit
 from datamodules.errors import DataError
-from datamodules.pointcloud import PointCloudDataModule, SyntheticConfig
+from datamodules.mesh_folder import MeshFolder
+from datamodules.modelnet_h5 import ModelNet40H5
+from datamodules.modelnet_resampled import ModelNetResampled
+from datamodules.pointcloud import PointCloudDataModule
+from datamodules.scanobjectnn import ScanObjectNN
+from datamodules.shapenet55 import ShapeNet55
+from datamodules.synthetic import SyntheticShapes
 
-__all__ = ["CropSpec", "DataError", "MultiCrop", "MultiCropConfig", "PointCloudDataModule", "SyntheticConfig"]
+__all__ = [
+    "CropSpec",
+    "DataError",
+    "MeshFolder",
+    "ModelNet40H5",
+    "ModelNetResampled",
+    "MultiCrop",
+    "MultiCropConfig",
+    "PointCloudDataModule",
+    "PointCloudSet",
+    "PointCloudSplit",
+    "ScanObjectNN",
+    "ShapeNet55",
+    "SyntheticShapes",
+]

@@ -1,0 +1,114 @@
+"""Writers of small data folders in exactly the official layouts (names, keys, dtypes, shapes).
+
+Used by the tests and by ``benchmarks/loader.py``; none of the real data sets can be
+downloaded here, so these are how every reader is exercised.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def blob_clouds(n: int, points: int, num_classes: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Easy labelled clouds: class c is an ellipsoid with axis ratios depending on c."""
+    labels = np.arange(n) % num_classes
+    x = rng.normal(size=(n, points, 3))
+    x /= np.linalg.norm(x, axis=-1, keepdims=True)
+    scales = np.stack([1.0 + 0.6 * labels, 1.0 + 0.3 * (labels % 2), np.ones(n)], axis=1)[:, None, :]
+    x = x * scales
+    x /= np.linalg.norm(x, axis=-1).max(axis=1)[:, None, None]
+    return x.astype(np.float32), labels
+
+
+def write_modelnet_h5(root: Path, class_names: list[str], splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> Path:
+    """``modelnet40_ply_hdf5_2048``: shape_names.txt, {train,test}_files.txt, ply_data_*.h5."""
+    import h5py
+
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "shape_names.txt").write_text("\n".join(class_names) + "\n")
+    for split, (data, label) in splits.items():
+        name = f"ply_data_{split}0.h5"
+        with h5py.File(root / name, "w") as f:
+            f.create_dataset("data", data=data.astype(np.float32))
+            f.create_dataset("label", data=label.astype(np.uint8).reshape(-1, 1))
+        (root / f"{split}_files.txt").write_text(f"data/modelnet40_ply_hdf5_2048/{name}\n")
+    return root
+
+
+def write_modelnet_resampled(
+    root: Path, class_names: list[str], per_class: dict[str, int], points: int, rng: np.random.Generator, modelnet10: list[str] | None = None
+) -> Path:
+    """``modelnet40_normal_resampled``: <class>/<class>_NNNN.txt ("x,y,z,nx,ny,nz" rows) and the listings.
+
+    ``per_class`` maps split -> shapes per class; ``modelnet10`` names the classes of the
+    ``modelnet10_*`` listings written beside the ModelNet40 ones.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    listings: dict[str, list[str]] = {split: [] for split in per_class}
+    for label, cls in enumerate(class_names):
+        (root / cls).mkdir(exist_ok=True)
+        number = 0
+        for split, count in per_class.items():
+            clouds, _ = blob_clouds(count, points, len(class_names), rng)
+            clouds = clouds + 0.1 * label
+            for cloud in clouds:
+                number += 1
+                name = f"{cls}_{number:04d}"
+                normals = cloud / np.linalg.norm(cloud, axis=1, keepdims=True)
+                np.savetxt(root / cls / f"{name}.txt", np.concatenate([cloud, normals], 1), fmt="%.6f", delimiter=",")
+                listings[split].append(name)
+    (root / "modelnet40_shape_names.txt").write_text("\n".join(class_names) + "\n")
+    for split, names in listings.items():
+        (root / f"modelnet40_{split}.txt").write_text("\n".join(names) + "\n")
+    if modelnet10:
+        (root / "modelnet10_shape_names.txt").write_text("\n".join(modelnet10) + "\n")
+        for split, names in listings.items():
+            keep = [n for n in names if n.rpartition("_")[0] in modelnet10]
+            (root / f"modelnet10_{split}.txt").write_text("\n".join(keep) + "\n")
+    return root
+
+
+SCANOBJECTNN_FILES = {
+    "obj_bg": ("main_split", ""),
+    "obj_only": ("main_split_nobg", ""),
+    "pb_t50_rs": ("main_split", "_augmentedrot_scale75"),
+}
+
+
+def write_scanobjectnn(root: Path, per_split: dict[str, int], rng: np.random.Generator, points: int = 2048) -> Path:
+    """ScanObjectNN ``h5_files``: main_split{,_nobg}/{training,test}_objectdataset[_augmentedrot_scale75].h5.
+
+    Keys as released: ``data`` (n, 2048, 3) float32, ``label`` (n,) int64, ``mask`` (n, 2048) int64.
+    """
+    import h5py
+
+    for folder, suffix in SCANOBJECTNN_FILES.values():
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for split, prefix in (("train", "training"), ("test", "test")):
+            data, label = blob_clouds(per_split[split], points, 15, rng)
+            with h5py.File(root / folder / f"{prefix}_objectdataset{suffix}.h5", "w") as f:
+                f.create_dataset("data", data=data)
+                f.create_dataset("label", data=label.astype(np.int64))
+                f.create_dataset("mask", data=np.zeros(data.shape[:2], dtype=np.int64))
+    return root
+
+
+SHAPENET_SYNSETS = ["02691156", "03001627", "04379243", "02958343"]
+
+
+def write_shapenet55(root: Path, per_split: dict[str, int], rng: np.random.Generator, points: int = 8192, synsets: list[str] | None = None) -> Path:
+    """Point-BERT's ShapeNet55: ShapeNet-55/{train,test}.txt and shapenet_pc/<synset>-<id>.npy (points, 3) float32."""
+    synsets = synsets or SHAPENET_SYNSETS
+    (root / "ShapeNet-55").mkdir(parents=True, exist_ok=True)
+    (root / "shapenet_pc").mkdir(exist_ok=True)
+    for split, count in per_split.items():
+        clouds, labels = blob_clouds(count, points, len(synsets), rng)
+        names = []
+        for cloud, label in zip(clouds, labels, strict=True):
+            name = f"{synsets[label]}-{rng.integers(2**63):016x}{rng.integers(2**63):016x}.npy"
+            np.save(root / "shapenet_pc" / name, 0.5 * cloud + 0.2)  # not normalised, as shipped
+            names.append(name)
+        (root / "ShapeNet-55" / f"{split}.txt").write_text("\n".join(names) + "\n")
+    return root
