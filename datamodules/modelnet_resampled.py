@@ -14,6 +14,7 @@ and Point-BERT read them), then memory-mapped.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -75,7 +76,9 @@ class ModelNetResampled(PackedSet):
         if not path.is_file():
             raise DataError(f"{path}: listed but not found")
         try:
-            rows = np.loadtxt(path, delimiter=",", dtype=np.float32, ndmin=2)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # an empty file is reported below, not as a numpy warning
+                rows = np.loadtxt(path, delimiter=",", dtype=np.float32, ndmin=2)
         except (OSError, ValueError) as err:
             raise DataError(f"{path}: not comma-separated numbers x,y,z,nx,ny,nz ({err})") from None
         if rows.shape[0] == 0:

@@ -113,8 +113,11 @@ class PackedSet(PointCloudSet):
         names = self.class_names()
         meta: dict[str, Any] = {"format": type(self).__name__, "root": str(self.root), "options": self.options(), "classes": names}
         with atomic_directory(target) as tmp:
+            present: set[int] = set()
             for split, items in listing.items():
                 meta[split] = self._pack_split(tmp, split, items, names, progress)
+                present |= set(np.load(tmp / f"{split}_labels.npy").tolist())
+            self._check_classes(listing, present, names)
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")  # last: marks completion
         self._packed = target
         return target
@@ -144,18 +147,24 @@ class PackedSet(PointCloudSet):
         return {"count": kept, "skipped": len(skipped)}
 
     def _check_skipped(self, split: str, items: list[tuple[Path, int]], labels: np.ndarray, skipped: list[str], names: list[str]) -> None:
+        """Warn about skipped items; fail if the split lost all of them."""
         if not skipped:
             return
         if len(labels) == 0:
             raise DataError(
                 f"{self.root}: none of the {len(items)} {split} shapes is readable; first problem: {skipped[0]}"
             )
-        present = set(labels.tolist())
-        for label in sorted({label for _, label in items} - present):
-            folder = next(path.parent for path, lab in items if lab == label)
-            raise DataError(f"{folder}: class {names[label]!r} has no readable shape in the {split} split")
         shown = "; ".join(skipped[:3]) + (f"; and {len(skipped) - 3} more" if len(skipped) > 3 else "")
-        warnings.warn(f"{self.root}: skipped {len(skipped)} of {len(items)} unreadable {split} shapes: {shown}", stacklevel=3)
+        warnings.warn(f"{self.root}: skipped {len(skipped)} of {len(items)} {split} shapes as unreadable: {shown}", stacklevel=3)
+        lost = sorted({label for _, label in items} - set(labels.tolist()))
+        if lost:
+            warnings.warn(f"{self.root}: the {split} split has no readable shape of {[names[i] for i in lost]}", stacklevel=3)
+
+    def _check_classes(self, listing: dict[str, list[tuple[Path, int]]], present: set[int], names: list[str]) -> None:
+        """Fail if a class has shapes listed but none of them is readable."""
+        for label in sorted({label for items in listing.values() for _, label in items} - present):
+            folder = next(path.parent for items in listing.values() for path, lab in items if lab == label)
+            raise DataError(f"{folder}: class {names[label]!r} has no readable shape")
 
     # ---------------------------------------------------------------- reading
     def load(self, split: str) -> PointCloudSplit:
@@ -178,9 +187,11 @@ class PackedSet(PointCloudSet):
             names = self.class_names()
         except DataError as err:
             return CheckReport([str(err)], [])
+        listing: dict[str, list[tuple[Path, int]]] = {}
+        present: set[int] = set()
         for split in self.splits:
             try:
-                items = self.items(split)
+                items = listing[split] = self.items(split)
             except DataError as err:
                 found.append(str(err))
                 continue
@@ -199,6 +210,11 @@ class PackedSet(PointCloudSet):
                 self._check_skipped(split, items, np.asarray(labels, dtype=np.int64), skipped, names)
             except DataError as err:
                 found.append(str(err))
+            present |= set(labels)
             if labels:
                 summaries.append(SplitSummary.from_radii(split, np.asarray(radii), np.asarray(labels), len(names), self.num_points))
+        try:
+            self._check_classes(listing, present, names)
+        except DataError as err:
+            found.append(str(err))
         return CheckReport(found, summaries)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 
 from backbones import PointViT
-from datamodules import CropSpec, MultiCropConfig, PointCloudDataModule
+from datamodules import CropSpec, MultiCropConfig, PointCloudDataModule, PointCloudSet
 from lightning_modules.dwc import DistillationWithContrast, OptimConfig
 from lightning_modules.heads import HeadConfig
 
@@ -22,10 +22,11 @@ def tiny_module(**optim: float) -> DistillationWithContrast:
     )
 
 
-def tiny_data(root: Path, batch_size: int = 4) -> PointCloudDataModule:
-    """Multi-crop data from a fixture folder: 2×128 global, 2×32 local crops."""
+def tiny_data(root: Path | None = None, batch_size: int = 4, dataset: PointCloudSet | None = None) -> PointCloudDataModule:
+    """Multi-crop data from a fixture folder (or data set): 2×128 global, 2×32 local crops."""
     return PointCloudDataModule(
-        root=str(root),
+        dataset=dataset,
+        root=None if root is None else str(root),
         batch_size=batch_size,
         num_points=512,
         crops=MultiCropConfig(global_crops=CropSpec(2, 128, (0.5, 1.0)), local_crops=CropSpec(2, 32, (0.1, 0.4))),

@@ -112,3 +112,19 @@ def write_shapenet55(root: Path, per_split: dict[str, int], rng: np.random.Gener
             names.append(name)
         (root / "ShapeNet-55" / f"{split}.txt").write_text("\n".join(names) + "\n")
     return root
+
+
+def write_mesh_folder(root: Path, per_class: int = 4, extensions: tuple[str, ...] = (".obj", ".off", ".stl", ".ply", ".glb")) -> Path:
+    """``<root>/<class>/*.ext``: boxes, spheres and cylinders of varying size, file types rotating."""
+    import trimesh
+
+    makers = {
+        "box": lambda i: trimesh.creation.box(extents=(1.0 + 0.2 * i, 2.0, 0.5)),
+        "sphere": lambda i: trimesh.creation.icosphere(subdivisions=2, radius=1.0 + 0.1 * i),
+        "cylinder": lambda i: trimesh.creation.cylinder(radius=0.3, height=2.0 + 0.2 * i, sections=16),
+    }
+    for name, make in makers.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            make(i).export(str(root / name / f"{name}_{i:04d}{extensions[i % len(extensions)]}"))
+    return root

@@ -233,7 +233,7 @@ def test_bad_meshes_are_skipped_with_a_warning_and_counted(tmp_path: Path, cache
     point = trimesh.Trimesh(vertices=np.ones((3, 3)), faces=[[0, 1, 2]], process=False)
     write(root / "sphere" / "train" / "degenerate.off", point)  # all vertices coincident: zero area
     data = MeshFolder(str(root), num_points=P)
-    with pytest.warns(UserWarning, match=r"skipped 3 of 7 unreadable train shapes") as record:
+    with pytest.warns(UserWarning, match=r"skipped 3 of 7 train shapes as unreadable") as record:
         train = data.load("train")
     message = " ".join(str(w.message) for w in record)
     for name in ("garbage.obj", "truncated.glb", "degenerate.off"):
@@ -273,10 +273,12 @@ def test_a_class_whose_meshes_are_all_bad_names_its_folder(tmp_path: Path, cache
         (root / "broken" / f"{i}.stl").write_bytes(b"\x00" * 10)
     data = MeshFolder(str(root), num_points=P)
     with pytest.raises(DataError, match=re.escape(f"{root / 'broken'}: class 'broken' has no readable shape")):
-        data.load("train")
+        with pytest.warns(UserWarning, match="split has no readable shape of \\['broken'\\]"):
+            data.load("train")
     assert not list(cache.rglob("meta.json"))  # nothing half-packed left behind
-    found = data.problems(progress=False)  # one per split: the class has shapes in both
-    assert [p.split(" has ")[0] for p in found] == [f"{root / 'broken'}: class 'broken'"] * 2
+    with pytest.warns(UserWarning, match="skipped"):
+        found = data.problems(progress=False)  # once: the class has no readable shape in any split
+    assert found == [f"{root / 'broken'}: class 'broken' has no readable shape"]
     assert not list(cache.rglob("meta.json"))
 
 

@@ -1,0 +1,54 @@
+"""Every data set layout drives pretraining (labels ignored) and the linear probe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from datamodules import MeshFolder, ModelNet40H5, ModelNetResampled, PointCloudSet, ScanObjectNN, ShapeNet55
+from lightning_modules.probe import LinearProbe
+from tests.helpers import tiny_data, tiny_module, tiny_trainer
+from tests.layouts import (
+    blob_clouds,
+    write_mesh_folder,
+    write_modelnet_h5,
+    write_modelnet_resampled,
+    write_scanobjectnn,
+    write_shapenet55,
+)
+
+
+def build(fmt: str, root: Path) -> PointCloudSet:
+    rng = np.random.default_rng(0)
+    if fmt == "modelnet40_h5":
+        write_modelnet_h5(root, ["a", "b", "c"], {"train": blob_clouds(12, 512, 3, rng), "test": blob_clouds(6, 512, 3, rng)})
+        return ModelNet40H5(str(root))
+    if fmt == "modelnet_resampled":
+        write_modelnet_resampled(root, ["a", "b", "c"], {"train": 4, "test": 2}, 600, rng)
+        return ModelNetResampled(str(root), num_points=512)
+    if fmt == "scanobjectnn":
+        write_scanobjectnn(root, {"train": 16, "test": 8}, rng, points=512)
+        return ScanObjectNN(str(root), "obj_only")
+    if fmt == "shapenet55":
+        write_shapenet55(root, {"train": 12, "test": 4}, rng, points=8192)
+        return ShapeNet55(str(root), num_points=8192)
+    write_mesh_folder(root, per_class=4)
+    return MeshFolder(str(root), num_points=512)
+
+
+@pytest.mark.parametrize("fmt", ["modelnet40_h5", "modelnet_resampled", "scanobjectnn", "shapenet55", "mesh_folder"])
+def test_fit_and_probe_on_each_format(fmt, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("POINTDWC_CACHE", str(tmp_path / "cache"))
+    dataset = build(fmt, tmp_path / fmt)
+    dm = tiny_data(dataset=dataset, batch_size=4)
+    probe = LinearProbe(data=dataset, name=fmt, every_n_epochs=1, num_points=256, batch_size=8)
+    module = tiny_module()
+    trainer = tiny_trainer(tmp_path, max_epochs=1, limit_train_batches=2, callbacks=[probe])
+    trainer.fit(module, datamodule=dm)
+    assert trainer.global_step == 2
+    assert probe.last is not None and 0.0 <= probe.last.svm_acc <= 100.0
+    assert f"probe/{fmt}/svm_acc" in trainer.callback_metrics
+    train = probe._split("train")
+    assert len(train.class_names) == {"scanobjectnn": 15, "shapenet55": 4}.get(fmt, 3)
