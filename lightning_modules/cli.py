@@ -40,7 +40,7 @@ class PointDWCCLI(LightningCLI):
         """Tell the user where the checkpoint is and how to test it."""
         ckpt = self.trainer.checkpoint_callback
         path = getattr(ckpt, "last_model_path", "") or getattr(ckpt, "best_model_path", "")
-        if path:
+        if path and Path(path).is_file():  # fast_dev_run names a path but saves nothing
             print_rank_zero(f"checkpoint: {path}")
             print_rank_zero(f"evaluate it with: pointdwc test --ckpt_path {path}")
 
