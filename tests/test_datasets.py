@@ -210,3 +210,27 @@ def test_check_lists_every_problem_without_writing(shapenet, cache) -> None:
     assert len(report.problems) == 3 and all("listed but not found" in p for p in report.problems)
     assert [s.split for s in report.summaries] == ["train", "test"] and report.summaries[0].count == 9
     assert not cache.exists()
+
+
+def test_memory_mapped_split_reaches_loader_workers_by_path(shapenet, cache) -> None:
+    import pickle
+
+    import torch
+
+    from datamodules.pointcloud import CloudDataset
+    from tests.helpers import tiny_data
+
+    split = ShapeNet55(str(shapenet)).load("train")
+    assert len(pickle.dumps(CloudDataset(split))) < 10_000  # the file's path, not 12×8192×3 floats
+    batches = {}
+    for workers in (0, 2):
+        dm = tiny_data(dataset=ShapeNet55(str(shapenet)), batch_size=4)
+        dm.num_workers = workers
+        dm.setup("fit")
+        batches[workers] = list(dm.train_dataloader())
+    assert len(batches[0]) == 3
+    for (a, la), (b, lb) in zip(batches[0], batches[2], strict=True):
+        torch.testing.assert_close(a, b)
+        assert torch.equal(la, lb)
+    first_points = {tuple(cloud[0].tolist()) for batch, _ in batches[0] for cloud in batch}
+    assert len(first_points) == 12  # a shuffled epoch covers every shape once
