@@ -33,10 +33,11 @@ def fingerprint(payload: Any) -> str:
 
 
 @contextlib.contextmanager
-def atomic_directory(target: Path) -> Iterator[Path]:
-    """Yield a temporary directory that replaces ``target`` when the block succeeds.
+def atomic_directory(target: Path, replace: bool = False) -> Iterator[Path]:
+    """Yield a temporary directory that becomes ``target`` when the block succeeds.
 
-    If another process completed ``target`` meanwhile, its copy is kept. On error the
+    If ``target`` exists by then (another process finished the same work first), it is
+    kept, since a reader may already have it open, unless ``replace``. On error the
     temporary directory is removed and ``target`` is left as it was.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -44,6 +45,8 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     try:
         tmp.chmod(0o755)
         yield tmp
+        if target.exists() and not replace:
+            return
         if target.exists():
             stale = target.with_name(f".{target.name}.stale-{uuid.uuid4().hex[:8]}")
             try:

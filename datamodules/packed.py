@@ -112,7 +112,7 @@ class PackedSet(PointCloudSet):
             return target
         names = self.class_names()
         meta: dict[str, Any] = {"format": type(self).__name__, "root": str(self.root), "options": self.options(), "classes": names}
-        with atomic_directory(target) as tmp:
+        with atomic_directory(target, replace=force) as tmp:
             present: set[int] = set()
             for split, items in listing.items():
                 meta[split] = self._pack_split(tmp, split, items, names, progress)

@@ -158,8 +158,9 @@ class LinearProbe(pl.Callback):
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Prepare (generate or pack, on rank 0) and load the probe data up front."""
+        if trainer.local_rank == 0:  # one packer per node (caches are usually node-local)
+            self.data.prepare(progress=trainer.is_global_zero)
         if trainer.is_global_zero:
-            self.data.prepare(progress=True)
             for logger in trainer.loggers:
                 if isinstance(logger, WandbLogger):  # dashboards show the best accuracy so far
                     for key in (self.key("svm_acc"), self.key("knn_acc")):
