@@ -70,7 +70,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
-from datamodules import (  # noqa: E402
+from datamodules import (
     CropSpec,
     MeshFolder,
     ModelNet40H5,
@@ -82,9 +82,9 @@ from datamodules import (  # noqa: E402
     ShapeNet55,
     SyntheticShapes,
 )
-from datamodules.augment import AugmentConfig  # noqa: E402
-from datamodules.pointcloud import CloudDataset  # noqa: E402
-from tests import layouts  # noqa: E402
+from datamodules.augment import AugmentConfig
+from datamodules.pointcloud import CloudDataset
+from tests import layouts
 
 FORMATS = ("modelnet40_h5", "modelnet_resampled", "scanobjectnn", "shapenet55", "mesh_folder", "synthetic")
 MESH_EXTENSIONS = (".obj", ".off", ".stl", ".ply", ".glb")
@@ -355,7 +355,10 @@ def main() -> None:
     default_workers = inspect.signature(PointCloudDataModule.__init__).parameters["num_workers"].default
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "--dataset", nargs="+", choices=FORMATS, default=None,
+        "--dataset",
+        nargs="+",
+        choices=FORMATS,
+        default=None,
         help="fixture formats to run (default: all, or none with --root)",
     )
     parser.add_argument("--root", action="append", default=[], help="a real data folder (layout detected); repeatable")
@@ -368,7 +371,9 @@ def main() -> None:
         "--num-workers", type=int, default=default_workers, help=f"default: the DataModule's ({default_workers})"
     )
     parser.add_argument(
-        "--mp-context", choices=["fork", "spawn", "forkserver"], default=None,
+        "--mp-context",
+        choices=["fork", "spawn", "forkserver"],
+        default=None,
         help="worker start method (default: torch's)",
     )
     parser.add_argument("--batches", type=int, default=50, help="timed batches of host")

@@ -45,7 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("root", help="the data folder")
         sub.add_argument("--format", choices=sorted(formats()), help="skip detection and read this layout")
         sub.add_argument(
-            "--num-points", type=int, default=None, help="points per cloud the run will request (checked, and kept when packing)"
+            "--num-points",
+            type=int,
+            default=None,
+            help="points per cloud the run will request (checked, and kept when packing)",
         )
         sub.add_argument("--quiet", action="store_true", help="no progress bars")
     prepare.add_argument("--force", action="store_true", help="pack again even if the cache is there")

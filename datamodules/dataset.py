@@ -103,16 +103,22 @@ class SplitSummary:
     """Min, median and max over clouds of the farthest point's distance to the origin."""
 
     @classmethod
-    def of(cls, split: str, points: np.ndarray, labels: np.ndarray, num_classes: int, chunk: int = 1024) -> SplitSummary:
+    def of(
+        cls, split: str, points: np.ndarray, labels: np.ndarray, num_classes: int, chunk: int = 1024
+    ) -> SplitSummary:
         """Summary of (possibly memory-mapped) ``points`` read in chunks."""
         radii = [
             np.sqrt((np.asarray(points[i : i + chunk], dtype=np.float32) ** 2).sum(-1)).max(-1)
             for i in range(0, len(points), chunk)
         ]
-        return cls.from_radii(split, np.concatenate(radii) if radii else np.zeros(0), labels, num_classes, int(points.shape[1]))
+        return cls.from_radii(
+            split, np.concatenate(radii) if radii else np.zeros(0), labels, num_classes, int(points.shape[1])
+        )
 
     @classmethod
-    def from_radii(cls, split: str, radii: np.ndarray, labels: np.ndarray, num_classes: int, points_per_cloud: int) -> SplitSummary:
+    def from_radii(
+        cls, split: str, radii: np.ndarray, labels: np.ndarray, num_classes: int, points_per_cloud: int
+    ) -> SplitSummary:
         """Summary from each cloud's radius (clouds read one by one)."""
         r = np.asarray(radii, dtype=np.float64) if len(radii) else np.zeros(1)
         counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes).tolist()

@@ -39,6 +39,8 @@ LAYOUTS = (
 
 def dataset_from_root(root: str | os.PathLike, field: str) -> PointCloudSet:
     """The data set in ``root`` (the first, if it holds several); DataError naming ``field`` if none."""
+    if not Path(root).expanduser().is_dir():
+        raise DataError(f"{field}={root}: folder does not exist")
     found = detect_datasets(root)
     if not found:
         raise DataError(
@@ -48,7 +50,9 @@ def dataset_from_root(root: str | os.PathLike, field: str) -> PointCloudSet:
     return found[0]
 
 
-def resolve_dataset(dataset: PointCloudSet | None, root: str | None, dataset_field: str, root_field: str) -> PointCloudSet:
+def resolve_dataset(
+    dataset: PointCloudSet | None, root: str | None, dataset_field: str, root_field: str
+) -> PointCloudSet:
     """``dataset``, the set detected in ``root``, or (neither given) the embedded synthetic set."""
     if dataset is not None and root is not None:
         raise DataError(f"give either {dataset_field} or {root_field}, not both ({root_field}={root})")

@@ -186,9 +186,7 @@ class MeshFolder(PackedSet):
         for folder, found in candidates:
             split_dirs = [folder / s for s in SPLIT_NAMES if (folder / s).is_dir()]
             if split_dirs and found:
-                problems.append(
-                    f"{folder}: holds both mesh files and train/ or test/ folders; use one or the other"
-                )
+                problems.append(f"{folder}: holds both mesh files and train/ or test/ folders; use one or the other")
                 continue
             if split_dirs:
                 per_split = {s: [] for s in SPLIT_NAMES}

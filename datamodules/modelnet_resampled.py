@@ -35,7 +35,9 @@ class ModelNetResampled(PackedSet):
         normalize: centre each cloud and scale it into the unit sphere.
     """
 
-    def __init__(self, root: str, num_classes: Literal[10, 40] = 40, num_points: int = 8192, normalize: bool = True) -> None:
+    def __init__(
+        self, root: str, num_classes: Literal[10, 40] = 40, num_points: int = 8192, normalize: bool = True
+    ) -> None:
         if num_classes not in (10, 40):
             raise DataError(f"ModelNetResampled num_classes must be 10 or 40, got {num_classes}")
         self.root = Path(root).expanduser().absolute()

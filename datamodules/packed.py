@@ -82,7 +82,13 @@ class PackedSet(PointCloudSet):
                     rows.append((str(path), label, -1, -1))
             stats[split] = rows
         key = fingerprint(
-            {"version": PACK_VERSION, "format": type(self).__name__, "root": str(self.root), "options": self.options(), "files": stats}
+            {
+                "version": PACK_VERSION,
+                "format": type(self).__name__,
+                "root": str(self.root),
+                "options": self.options(),
+                "files": stats,
+            }
         )
         return default_cache_dir() / "packed" / f"{type(self).__name__.lower()}-{key}"
 
@@ -111,7 +117,12 @@ class PackedSet(PointCloudSet):
             self._packed = target
             return target
         names = self.class_names()
-        meta: dict[str, Any] = {"format": type(self).__name__, "root": str(self.root), "options": self.options(), "classes": names}
+        meta: dict[str, Any] = {
+            "format": type(self).__name__,
+            "root": str(self.root),
+            "options": self.options(),
+            "classes": names,
+        }
         with atomic_directory(target, replace=force) as tmp:
             present: set[int] = set()
             for split, items in listing.items():
@@ -122,8 +133,12 @@ class PackedSet(PointCloudSet):
         self._packed = target
         return target
 
-    def _pack_split(self, out: Path, split: str, items: list[tuple[Path, int]], names: list[str], progress: bool) -> dict:
-        points = np.lib.format.open_memmap(out / f"{split}_points.npy", "w+", np.float32, (len(items), self.num_points, 3))
+    def _pack_split(
+        self, out: Path, split: str, items: list[tuple[Path, int]], names: list[str], progress: bool
+    ) -> dict:
+        points = np.lib.format.open_memmap(
+            out / f"{split}_points.npy", "w+", np.float32, (len(items), self.num_points, 3)
+        )
         labels = np.empty(len(items), dtype=np.int64)
         skipped: list[str] = []
         kept = 0
@@ -146,7 +161,9 @@ class PackedSet(PointCloudSet):
         np.save(out / f"{split}_labels.npy", labels[:kept])
         return {"count": kept, "skipped": len(skipped)}
 
-    def _check_skipped(self, split: str, items: list[tuple[Path, int]], labels: np.ndarray, skipped: list[str], names: list[str]) -> None:
+    def _check_skipped(
+        self, split: str, items: list[tuple[Path, int]], labels: np.ndarray, skipped: list[str], names: list[str]
+    ) -> None:
         """Warn about skipped items; fail if the split lost all of them."""
         if not skipped:
             return
@@ -155,10 +172,14 @@ class PackedSet(PointCloudSet):
                 f"{self.root}: none of the {len(items)} {split} shapes is readable; first problem: {skipped[0]}"
             )
         shown = "; ".join(skipped[:3]) + (f"; and {len(skipped) - 3} more" if len(skipped) > 3 else "")
-        warnings.warn(f"{self.root}: skipped {len(skipped)} of {len(items)} {split} shapes as unreadable: {shown}", stacklevel=3)
+        warnings.warn(
+            f"{self.root}: skipped {len(skipped)} of {len(items)} {split} shapes as unreadable: {shown}", stacklevel=3
+        )
         lost = sorted({label for _, label in items} - set(labels.tolist()))
         if lost:
-            warnings.warn(f"{self.root}: the {split} split has no readable shape of {[names[i] for i in lost]}", stacklevel=3)
+            warnings.warn(
+                f"{self.root}: the {split} split has no readable shape of {[names[i] for i in lost]}", stacklevel=3
+            )
 
     def _check_classes(self, listing: dict[str, list[tuple[Path, int]]], present: set[int], names: list[str]) -> None:
         """Fail if a class has shapes listed but none of them is readable."""
@@ -212,7 +233,9 @@ class PackedSet(PointCloudSet):
                 found.append(str(err))
             present |= set(labels)
             if labels:
-                summaries.append(SplitSummary.from_radii(split, np.asarray(radii), np.asarray(labels), len(names), self.num_points))
+                summaries.append(
+                    SplitSummary.from_radii(split, np.asarray(radii), np.asarray(labels), len(names), self.num_points)
+                )
         try:
             self._check_classes(listing, present, names)
         except DataError as err:

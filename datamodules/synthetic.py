@@ -32,7 +32,6 @@ from rich.progress import track
 
 from datamodules.cache import default_cache_dir
 from datamodules.dataset import PointCloudSet, PointCloudSplit
-
 from datamodules.shapes import CLASS_NAMES, CLASSES
 from datamodules.shapes.common import uniform
 from datamodules.shapes.parts import (
@@ -210,7 +209,9 @@ class SyntheticShapes(PointCloudSet):
         seed: generation seed (a different seed gives a different set).
     """
 
-    def __init__(self, num_train_per_class: int = 100, num_test_per_class: int = 40, num_points: int = 2048, seed: int = 0) -> None:
+    def __init__(
+        self, num_train_per_class: int = 100, num_test_per_class: int = 40, num_points: int = 2048, seed: int = 0
+    ) -> None:
         self.num_train_per_class = num_train_per_class
         self.num_test_per_class = num_test_per_class
         self.num_points = num_points

@@ -38,7 +38,12 @@ def write_modelnet_h5(root: Path, class_names: list[str], splits: dict[str, tupl
 
 
 def write_modelnet_resampled(
-    root: Path, class_names: list[str], per_class: dict[str, int], points: int, rng: np.random.Generator, modelnet10: list[str] | None = None
+    root: Path,
+    class_names: list[str],
+    per_class: dict[str, int],
+    points: int,
+    rng: np.random.Generator,
+    modelnet10: list[str] | None = None,
 ) -> Path:
     """``modelnet40_normal_resampled``: <class>/<class>_NNNN.txt ("x,y,z,nx,ny,nz" rows) and the listings.
 
@@ -98,7 +103,13 @@ def write_scanobjectnn(root: Path, per_split: dict[str, int], rng: np.random.Gen
 SHAPENET_SYNSETS = ["02691156", "03001627", "04379243", "02958343"]
 
 
-def write_shapenet55(root: Path, per_split: dict[str, int], rng: np.random.Generator, points: int = 8192, synsets: list[str] | None = None) -> Path:
+def write_shapenet55(
+    root: Path,
+    per_split: dict[str, int],
+    rng: np.random.Generator,
+    points: int = 8192,
+    synsets: list[str] | None = None,
+) -> Path:
     """Point-BERT's ShapeNet55: ShapeNet-55/{train,test}.txt and shapenet_pc/<synset>-<id>.npy (points, 3) float32."""
     synsets = synsets or SHAPENET_SYNSETS
     (root / "ShapeNet-55").mkdir(parents=True, exist_ok=True)
@@ -114,7 +125,9 @@ def write_shapenet55(root: Path, per_split: dict[str, int], rng: np.random.Gener
     return root
 
 
-def write_mesh_folder(root: Path, per_class: int = 4, extensions: tuple[str, ...] = (".obj", ".off", ".stl", ".ply", ".glb")) -> Path:
+def write_mesh_folder(
+    root: Path, per_class: int = 4, extensions: tuple[str, ...] = (".obj", ".off", ".stl", ".ply", ".glb")
+) -> Path:
     """``<root>/<class>/*.ext``: boxes, spheres and cylinders of varying size, file types rotating."""
     import trimesh
 

@@ -26,7 +26,9 @@ def folders(tmp_path: Path, tiny_modelnet: Path) -> dict[str, Path]:
     rng = np.random.default_rng(0)
     return {
         "ModelNet40H5": tiny_modelnet,
-        "ModelNet40Resampled": write_modelnet_resampled(tmp_path / "resampled", ["a", "b"], {"train": 2, "test": 1}, 300, rng),
+        "ModelNet40Resampled": write_modelnet_resampled(
+            tmp_path / "resampled", ["a", "b"], {"train": 2, "test": 1}, 300, rng
+        ),
         "ScanObjectNN(pb_t50_rs)": write_scanobjectnn(tmp_path / "h5_files", {"train": 6, "test": 3}, rng, points=128),
         "ShapeNet55": write_shapenet55(tmp_path / "ShapeNet55-34", {"train": 4, "test": 2}, rng, points=8192),
         "MeshFolder": write_mesh_folder(tmp_path / "meshes", per_class=3),
@@ -85,7 +87,15 @@ def test_prepare_packs_into_the_cache_once(tmp_path, cache, capsys) -> None:
 
 def test_console_script_data_check(tiny_modelnet) -> None:
     done = subprocess.run(
-        [sys.executable, "-c", "import sys; from lightning_modules.cli import main; sys.argv[0] = 'pointdwc'; main()", "data", "check", str(tiny_modelnet), "--quiet"],
+        [
+            sys.executable,
+            "-c",
+            "import sys; from lightning_modules.cli import main; sys.argv[0] = 'pointdwc'; main()",
+            "data",
+            "check",
+            str(tiny_modelnet),
+            "--quiet",
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -104,8 +114,21 @@ def test_config_naming_a_data_set_by_class_path_and_its_mistakes(tmp_path, tiny_
     assert type(cli.datamodule.dataset).__name__ == "ModelNet40H5"
     for args, needle in (
         (["--data.dataset", "datamodules.NoSuchSet"], "NoSuchSet"),
-        (["--data.dataset", "datamodules.ShapeNet55", "--data.dataset.root", "x", "--data.dataset.no_such_option", "1"], "no_such_option"),
-        (["--probe.data", "datamodules.ScanObjectNN", "--probe.data.root", "x", "--probe.data.variant", "pb_t99"], "pb_t99"),
+        (
+            [
+                "--data.dataset",
+                "datamodules.ShapeNet55",
+                "--data.dataset.root",
+                "x",
+                "--data.dataset.no_such_option",
+                "1",
+            ],
+            "no_such_option",
+        ),
+        (
+            ["--probe.data", "datamodules.ScanObjectNN", "--probe.data.root", "x", "--probe.data.variant", "pb_t99"],
+            "pb_t99",
+        ),
     ):
         with pytest.raises(SystemExit) as exc:
             run_cli(["fit", "--config", TINY, *args])

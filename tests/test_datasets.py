@@ -26,7 +26,12 @@ def cache(tmp_path, monkeypatch) -> Path:
 def resampled(tmp_path) -> Path:
     rng = np.random.default_rng(0)
     return write_modelnet_resampled(
-        tmp_path / "modelnet40_normal_resampled", CLASSES, {"train": 3, "test": 2}, 300, rng, modelnet10=["night_stand", "chair"]
+        tmp_path / "modelnet40_normal_resampled",
+        CLASSES,
+        {"train": 3, "test": 2},
+        300,
+        rng,
+        modelnet10=["night_stand", "chair"],
     )
 
 
@@ -83,7 +88,9 @@ def test_scanobjectnn_variants(scanobjectnn) -> None:
         train = ScanObjectNN(str(scanobjectnn), variant).load("train")
         assert train.points.shape == (30, 256, 3) and len(train.class_names) == 15
         assert train.class_names[0] == "bag" and train.class_names[-1] == "toilet"
-    assert len(ScanObjectNN(str(scanobjectnn / "main_split"), "pb_t50_rs").load("test")) == 15  # the variant folder itself
+    assert (
+        len(ScanObjectNN(str(scanobjectnn / "main_split"), "pb_t50_rs").load("test")) == 15
+    )  # the variant folder itself
     assert [s.variant for s in detect_datasets(scanobjectnn)] == ["pb_t50_rs", "obj_bg", "obj_only"]
 
 
@@ -132,13 +139,28 @@ TRAIN_H5 = "main_split/training_objectdataset_augmentedrot_scale75.h5"
 @pytest.mark.parametrize(
     "breakage,message",
     [
-        (lambda r: (r / TRAIN_H5).unlink(), r"training_objectdataset_augmentedrot_scale75.h5: missing \(the train file of ScanObjectNN pb_t50_rs\)"),
-        (lambda r: (r / TRAIN_H5).write_bytes((r / TRAIN_H5).read_bytes()[:3000]), r"augmentedrot_scale75.h5: not a readable HDF5 file, truncated or corrupt"),
+        (
+            lambda r: (r / TRAIN_H5).unlink(),
+            r"training_objectdataset_augmentedrot_scale75.h5: missing \(the train file of ScanObjectNN pb_t50_rs\)",
+        ),
+        (
+            lambda r: (r / TRAIN_H5).write_bytes((r / TRAIN_H5).read_bytes()[:3000]),
+            r"augmentedrot_scale75.h5: not a readable HDF5 file, truncated or corrupt",
+        ),
         (lambda r: _h5(r / TRAIN_H5, label=None), r"augmentedrot_scale75.h5: missing dataset 'label'"),
         (lambda r: _h5(r / TRAIN_H5, data=None), r"augmentedrot_scale75.h5: missing dataset 'data'"),
-        (lambda r: _h5(r / TRAIN_H5, data=np.zeros((30, 256, 4), "f4")), r"augmentedrot_scale75.h5: field 'data' must have shape \(n, points, 3\)"),
-        (lambda r: _h5(r / TRAIN_H5, data=np.full((30, 256, 3), np.inf, "f4")), r"augmentedrot_scale75.h5: field 'data' has NaN or Inf"),
-        (lambda r: _h5(r / TRAIN_H5, label=np.full(30, 15)), r"augmentedrot_scale75.h5: field 'label' has values in \[15, 15\], outside the 15 classes"),
+        (
+            lambda r: _h5(r / TRAIN_H5, data=np.zeros((30, 256, 4), "f4")),
+            r"augmentedrot_scale75.h5: field 'data' must have shape \(n, points, 3\)",
+        ),
+        (
+            lambda r: _h5(r / TRAIN_H5, data=np.full((30, 256, 3), np.inf, "f4")),
+            r"augmentedrot_scale75.h5: field 'data' has NaN or Inf",
+        ),
+        (
+            lambda r: _h5(r / TRAIN_H5, label=np.full(30, 15)),
+            r"augmentedrot_scale75.h5: field 'label' has values in \[15, 15\], outside the 15 classes",
+        ),
     ],
 )
 def test_scanobjectnn_bad_input(scanobjectnn, breakage, message) -> None:
@@ -156,13 +178,25 @@ def _first_npy(root: Path) -> Path:
     [
         (lambda r: (r / "ShapeNet-55" / "train.txt").unlink(), r"ShapeNet-55/train.txt: missing"),
         (lambda r: _first_npy(r).unlink(), r"shapenet_pc/0\d+-[0-9a-f]+\.npy: listed but not found"),
-        (lambda r: _first_npy(r).write_bytes(_first_npy(r).read_bytes()[:1000]), r"\.npy: not a readable \.npy array, truncated or corrupt"),
-        (lambda r: np.save(_first_npy(r), np.zeros((8192, 3, 1), "f4")), r"\.npy: array must have shape \(points, 3\), got \(8192, 3, 1\)"),
+        (
+            lambda r: _first_npy(r).write_bytes(_first_npy(r).read_bytes()[:1000]),
+            r"\.npy: not a readable \.npy array, truncated or corrupt",
+        ),
+        (
+            lambda r: np.save(_first_npy(r), np.zeros((8192, 3, 1), "f4")),
+            r"\.npy: array must have shape \(points, 3\), got \(8192, 3, 1\)",
+        ),
         (lambda r: np.save(_first_npy(r), np.zeros((8192, 6), "f4")), r"\.npy: array must have shape \(points, 3\)"),
         (lambda r: np.save(_first_npy(r), np.full((8192, 3), np.nan, "f4")), r"\.npy: array has NaN or Inf"),
         (lambda r: np.save(_first_npy(r), np.zeros((0, 3), "f4")), r"\.npy: array is an empty cloud"),
-        (lambda r: np.save(_first_npy(r), np.zeros((100, 3), "f4")), r"\.npy: array has 100 points, fewer than the 8192 requested"),
-        (lambda r: (r / "ShapeNet-55" / "train.txt").write_text("not-a-shape.txt\n"), r"train.txt: line 1 is 'not-a-shape.txt'"),
+        (
+            lambda r: np.save(_first_npy(r), np.zeros((100, 3), "f4")),
+            r"\.npy: array has 100 points, fewer than the 8192 requested",
+        ),
+        (
+            lambda r: (r / "ShapeNet-55" / "train.txt").write_text("not-a-shape.txt\n"),
+            r"train.txt: line 1 is 'not-a-shape.txt'",
+        ),
     ],
 )
 def test_shapenet55_bad_input(shapenet, cache, breakage, message) -> None:
@@ -182,12 +216,21 @@ def _first_txt(root: Path) -> Path:
         (lambda r: (r / "modelnet40_train.txt").unlink(), r"modelnet40_train.txt: missing"),
         (lambda r: (r / "modelnet40_shape_names.txt").unlink(), r"modelnet40_shape_names.txt: missing"),
         (lambda r: _first_txt(r).unlink(), r"airplane/airplane_0001.txt: listed but not found"),
-        (lambda r: _first_txt(r).write_text("1,2,3,4,5,6\n1,2,nan,4,5,6\n" * 200), r"airplane_0001.txt: x,y,z has NaN or Inf"),
+        (
+            lambda r: _first_txt(r).write_text("1,2,3,4,5,6\n1,2,nan,4,5,6\n" * 200),
+            r"airplane_0001.txt: x,y,z has NaN or Inf",
+        ),
         (lambda r: _first_txt(r).write_text("1,2,3,4,5,6\n1,2\n"), r"airplane_0001.txt: not comma-separated numbers"),
         (lambda r: _first_txt(r).write_text("1,2,3,4\n" * 300), r"airplane_0001.txt: rows must hold x,y,z,nx,ny,nz"),
         (lambda r: _first_txt(r).write_text(""), r"airplane_0001.txt: empty cloud"),
-        (lambda r: _first_txt(r).write_text("1,2,3,4,5,6\n" * 10), r"airplane_0001.txt: x,y,z has 10 points, fewer than the 256 requested"),
-        (lambda r: (r / "modelnet40_train.txt").write_text("sofa_0001\n"), r"modelnet40_train.txt: line 1 names class 'sofa', which is not among the 3 classes"),
+        (
+            lambda r: _first_txt(r).write_text("1,2,3,4,5,6\n" * 10),
+            r"airplane_0001.txt: x,y,z has 10 points, fewer than the 256 requested",
+        ),
+        (
+            lambda r: (r / "modelnet40_train.txt").write_text("sofa_0001\n"),
+            r"modelnet40_train.txt: line 1 names class 'sofa', which is not among the 3 classes",
+        ),
     ],
 )
 def test_modelnet_resampled_bad_input(resampled, cache, breakage, message) -> None:
@@ -197,7 +240,11 @@ def test_modelnet_resampled_bad_input(resampled, cache, breakage, message) -> No
 
 
 def test_missing_roots_name_the_folder(tmp_path, cache) -> None:
-    for dataset in (ShapeNet55(str(tmp_path / "nope")), ModelNetResampled(str(tmp_path / "nope")), ScanObjectNN(str(tmp_path / "nope"))):
+    for dataset in (
+        ShapeNet55(str(tmp_path / "nope")),
+        ModelNetResampled(str(tmp_path / "nope")),
+        ScanObjectNN(str(tmp_path / "nope")),
+    ):
         with pytest.raises(DataError, match=r"nope: data root does not exist"):
             dataset.load("train")
 

@@ -23,7 +23,9 @@ from tests.layouts import (
 def build(fmt: str, root: Path) -> PointCloudSet:
     rng = np.random.default_rng(0)
     if fmt == "modelnet40_h5":
-        write_modelnet_h5(root, ["a", "b", "c"], {"train": blob_clouds(12, 512, 3, rng), "test": blob_clouds(6, 512, 3, rng)})
+        write_modelnet_h5(
+            root, ["a", "b", "c"], {"train": blob_clouds(12, 512, 3, rng), "test": blob_clouds(6, 512, 3, rng)}
+        )
         return ModelNet40H5(str(root))
     if fmt == "modelnet_resampled":
         write_modelnet_resampled(root, ["a", "b", "c"], {"train": 4, "test": 2}, 600, rng)

@@ -17,7 +17,9 @@ def test_paper_protocol_fast_dev_run(tmp_path, monkeypatch, capsys) -> None:
     write_shapenet55(Path("data/ShapeNet55-34"), {"train": 8, "test": 2}, rng)
     names = [f"class{i}" for i in range(40)]
     write_modelnet_h5(
-        Path("data/modelnet40_ply_hdf5_2048"), names, {"train": blob_clouds(12, 2048, 4, rng), "test": blob_clouds(8, 2048, 4, rng)}
+        Path("data/modelnet40_ply_hdf5_2048"),
+        names,
+        {"train": blob_clouds(12, 2048, 4, rng), "test": blob_clouds(8, 2048, 4, rng)},
     )
     write_scanobjectnn(Path("data/ScanObjectNN/h5_files"), {"train": 12, "test": 8}, rng)
     cli = run_cli(
@@ -25,7 +27,9 @@ def test_paper_protocol_fast_dev_run(tmp_path, monkeypatch, capsys) -> None:
          "--trainer.fast_dev_run", "1", "--trainer.accelerator", "cpu", "--trainer.precision", "32-true",
          "--data.batch_size", "4", "--data.num_workers", "0"]
     )  # fmt: skip
-    assert cli.model.student.backbone.embed_dim == 384 and len(cli.model.student.backbone.blocks) == 12  # ViT-S as configured
+    assert (
+        cli.model.student.backbone.embed_dim == 384 and len(cli.model.student.backbone.blocks) == 12
+    )  # ViT-S as configured
     assert type(cli.datamodule.dataset).__name__ == "ShapeNet55"
     assert cli.trainer.global_step == 1
     out = capsys.readouterr().out
