@@ -295,7 +295,7 @@ def measure(
         row.note = f"{epoch[0] + 1} epoch(s) of {len(loader)} batches"
     finally:
         stream.close()
-        del stream, loader, data  # persistent workers end with the loader
+        loader = data = None  # drop the last references: persistent workers end with the loader
         gc.collect()
     return row
 

@@ -14,26 +14,9 @@ import sys
 import warnings
 
 from datamodules.dataset import CheckReport, PointCloudSet, existing_root
-from datamodules.detect import LAYOUTS, detect_datasets
+from datamodules.detect import LAYOUTS, detect_datasets, known_sets
 from datamodules.errors import DataError
 from datamodules.packed import PackedSet
-
-
-def formats() -> dict[str, type[PointCloudSet]]:
-    """``--format`` names of the data set classes."""
-    from datamodules.mesh_folder import MeshFolder
-    from datamodules.modelnet_h5 import ModelNet40H5
-    from datamodules.modelnet_resampled import ModelNetResampled
-    from datamodules.scanobjectnn import ScanObjectNN
-    from datamodules.shapenet55 import ShapeNet55
-
-    return {
-        "modelnet40_h5": ModelNet40H5,
-        "modelnet_resampled": ModelNetResampled,
-        "scanobjectnn": ScanObjectNN,
-        "shapenet55": ShapeNet55,
-        "mesh_folder": MeshFolder,
-    }
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     prepare = commands.add_parser("prepare", help="one-time packing into the cache (file-per-shape formats)")
     for sub in (check, prepare):
         sub.add_argument("root", help="the data folder")
-        sub.add_argument("--format", choices=sorted(formats()), help="skip detection and read this layout")
+        sub.add_argument("--format", choices=sorted(known_sets()), help="skip detection and read this layout")
         sub.add_argument(
             "--num-points",
             type=int,
@@ -59,7 +42,7 @@ def find_sets(root: str, fmt: str | None, num_points: int | None) -> list[PointC
     """The data sets to check in ``root`` (DataError if there are none)."""
     path = existing_root(root)
     if fmt is not None:
-        cls = formats()[fmt]
+        cls = known_sets()[fmt]
         sets = cls.detect(path) or [cls(str(path))]  # type: ignore[call-arg]
     else:
         sets = detect_datasets(path)

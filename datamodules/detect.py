@@ -9,21 +9,27 @@ from datamodules.dataset import PointCloudSet, existing_root
 from datamodules.errors import DataError
 
 
-def known_sets() -> list[type[PointCloudSet]]:
-    """The data set classes, most specific layout first (a mesh folder matches almost anything)."""
+def known_sets() -> dict[str, type[PointCloudSet]]:
+    """The data set classes by ``--format`` name, most specific layout first (a mesh folder matches almost anything)."""
     from datamodules.mesh_folder import MeshFolder
     from datamodules.modelnet_h5 import ModelNet40H5
     from datamodules.modelnet_resampled import ModelNetResampled
     from datamodules.scanobjectnn import ScanObjectNN
     from datamodules.shapenet55 import ShapeNet55
 
-    return [ModelNet40H5, ModelNetResampled, ScanObjectNN, ShapeNet55, MeshFolder]
+    return {
+        "modelnet40_h5": ModelNet40H5,
+        "modelnet_resampled": ModelNetResampled,
+        "scanobjectnn": ScanObjectNN,
+        "shapenet55": ShapeNet55,
+        "mesh_folder": MeshFolder,
+    }
 
 
 def detect_datasets(root: str | os.PathLike) -> list[PointCloudSet]:
     """Every data set found in ``root`` (e.g. ModelNet40 and ModelNet10 of one folder)."""
     path = existing_root(root)
-    for cls in known_sets():
+    for cls in known_sets().values():
         found = cls.detect(path)
         if found:
             return found

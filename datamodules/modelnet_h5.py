@@ -88,18 +88,38 @@ def read_shard(path: Path, num_classes: int, names_file: str = "shape_names.txt"
     return data.astype(np.float32, copy=False), label.astype(np.int64)
 
 
+def read_shards(
+    paths: list[Path], num_classes: int, problems: list[str] | None = None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Concatenated ``data`` and ``label`` of a split's shards, which must agree on points per cloud.
+
+    A bad shard raises its DataError, or with ``problems`` is recorded there and left
+    out (``None`` when no shard is usable), so ``check`` can list every bad shard.
+    """
+    datas, labels = [], []
+    for path in paths:
+        try:
+            d, l = read_shard(path, num_classes)
+            if datas and d.shape[1] != datas[0].shape[1]:
+                raise DataError(
+                    f"{path}: field 'data' has {d.shape[1]} points per cloud, other shards {datas[0].shape[1]}"
+                )
+        except DataError as err:
+            if problems is None:
+                raise
+            problems.append(str(err))
+            continue
+        datas.append(d)
+        labels.append(l)
+    return (np.concatenate(datas), np.concatenate(labels)) if datas else None
+
+
 def read_modelnet_h5(root: str | os.PathLike, split: str) -> PointCloudSplit:
     """Load one split of a ModelNet40-HDF5-layout folder into memory."""
     root = existing_root(root)
     names = read_class_names(root)
-    datas, labels = [], []
-    for path in shard_paths(root, split):
-        d, l = read_shard(path, len(names))
-        if datas and d.shape[1] != datas[0].shape[1]:
-            raise DataError(f"{path}: field 'data' has {d.shape[1]} points per cloud, other shards {datas[0].shape[1]}")
-        datas.append(d)
-        labels.append(l)
-    return PointCloudSplit(np.concatenate(datas), np.concatenate(labels), names, source=str(root))
+    points, labels = read_shards(shard_paths(root, split), len(names))
+    return PointCloudSplit(points, labels, names, source=str(root))
 
 
 class ModelNet40H5(PointCloudSet):
@@ -132,20 +152,9 @@ class ModelNet40H5(PointCloudSet):
             except DataError as err:
                 found.append(str(err))
                 continue
-            datas, labels = [], []
-            for path in paths:
-                try:
-                    d, l = read_shard(path, len(names))
-                except DataError as err:
-                    found.append(str(err))
-                    continue
-                if datas and d.shape[1] != datas[0].shape[1]:
-                    found.append(f"{path}: field 'data' has {d.shape[1]} points per cloud, other shards {datas[0].shape[1]}")
-                    continue
-                datas.append(d)
-                labels.append(l)
-            if datas:
-                summaries.append(SplitSummary.of(split, np.concatenate(datas), np.concatenate(labels), len(names)))
+            read = read_shards(paths, len(names), found)
+            if read is not None:
+                summaries.append(SplitSummary.of(split, *read, len(names)))
         return CheckReport(found, summaries)
 
     @classmethod

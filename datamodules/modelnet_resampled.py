@@ -75,8 +75,6 @@ class ModelNetResampled(PackedSet):
         return items
 
     def read_item(self, path: Path) -> np.ndarray:
-        if not path.is_file():
-            raise DataError(f"{path}: listed but not found")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # an empty file is reported below, not as a numpy warning

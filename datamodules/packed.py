@@ -58,7 +58,7 @@ class PackedSet(PointCloudSet):
 
     @abstractmethod
     def read_item(self, path: Path) -> np.ndarray:
-        """One cloud (P >= num_points, 3) read and validated from ``path``."""
+        """One cloud (P >= num_points, 3) read and validated from ``path`` (which exists)."""
 
     def options(self) -> dict[str, Any]:
         """Options that change the packed data (part of the cache key)."""
@@ -96,6 +96,8 @@ class PackedSet(PointCloudSet):
         return (path / "meta.json").is_file()
 
     def _read_or_skip(self, path: Path, skipped: list[str], normalize: bool = True) -> np.ndarray | None:
+        if not path.is_file():
+            raise DataError(f"{path}: listed but not found")
         try:
             cloud = self.read_item(path)
         except SkippableItem as err:

@@ -28,8 +28,6 @@ CLOUD_DIR = "shapenet_pc"
 
 def read_npy_cloud(path: Path, min_points: int) -> np.ndarray:
     """A (P, 3) cloud from a ``.npy`` file, validated."""
-    if not path.is_file():
-        raise DataError(f"{path}: listed but not found")
     try:
         points = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as err:

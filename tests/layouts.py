@@ -37,6 +37,19 @@ def write_modelnet_h5(root: Path, class_names: list[str], splits: dict[str, tupl
     return root
 
 
+def rewrite_h5(path: Path, **fields: np.ndarray | None) -> None:
+    """Replace (or, with ``None``, drop) datasets of an h5 file: how tests break a shard."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        current = {k: f[k][...] for k in f}
+    current.update(fields)
+    with h5py.File(path, "w") as f:
+        for k, v in current.items():
+            if v is not None:
+                f.create_dataset(k, data=v)
+
+
 def write_modelnet_resampled(
     root: Path,
     class_names: list[str],

@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
 from datamodules import DataError, ModelNet40H5, ModelNetResampled, ScanObjectNN, ShapeNet55, SyntheticShapes
 from datamodules.detect import dataset_from_root, detect_datasets, resolve_dataset
-from tests.layouts import write_modelnet_resampled, write_scanobjectnn, write_shapenet55
+from tests.layouts import rewrite_h5, write_modelnet_resampled, write_scanobjectnn, write_shapenet55
 
 CLASSES = ["airplane", "night_stand", "chair"]
 
@@ -123,16 +122,6 @@ def test_detection_and_root_resolution(tiny_modelnet, resampled, scanobjectnn, s
 
 
 # ------------------------------------------------------------------ bad input
-def _h5(path: Path, **fields) -> None:
-    with h5py.File(path, "r") as f:
-        current = {k: f[k][...] for k in f}
-    current.update(fields)
-    with h5py.File(path, "w") as f:
-        for k, v in current.items():
-            if v is not None:
-                f.create_dataset(k, data=v)
-
-
 TRAIN_H5 = "main_split/training_objectdataset_augmentedrot_scale75.h5"
 
 
@@ -147,18 +136,18 @@ TRAIN_H5 = "main_split/training_objectdataset_augmentedrot_scale75.h5"
             lambda r: (r / TRAIN_H5).write_bytes((r / TRAIN_H5).read_bytes()[:3000]),
             r"augmentedrot_scale75.h5: not a readable HDF5 file, truncated or corrupt",
         ),
-        (lambda r: _h5(r / TRAIN_H5, label=None), r"augmentedrot_scale75.h5: missing dataset 'label'"),
-        (lambda r: _h5(r / TRAIN_H5, data=None), r"augmentedrot_scale75.h5: missing dataset 'data'"),
+        (lambda r: rewrite_h5(r / TRAIN_H5, label=None), r"augmentedrot_scale75.h5: missing dataset 'label'"),
+        (lambda r: rewrite_h5(r / TRAIN_H5, data=None), r"augmentedrot_scale75.h5: missing dataset 'data'"),
         (
-            lambda r: _h5(r / TRAIN_H5, data=np.zeros((30, 256, 4), "f4")),
+            lambda r: rewrite_h5(r / TRAIN_H5, data=np.zeros((30, 256, 4), "f4")),
             r"augmentedrot_scale75.h5: field 'data' must have shape \(n, points, 3\)",
         ),
         (
-            lambda r: _h5(r / TRAIN_H5, data=np.full((30, 256, 3), np.inf, "f4")),
+            lambda r: rewrite_h5(r / TRAIN_H5, data=np.full((30, 256, 3), np.inf, "f4")),
             r"augmentedrot_scale75.h5: field 'data' has NaN or Inf",
         ),
         (
-            lambda r: _h5(r / TRAIN_H5, label=np.full(30, 15)),
+            lambda r: rewrite_h5(r / TRAIN_H5, label=np.full(30, 15)),
             r"augmentedrot_scale75.h5: field 'label' has values in \[15, 15\], outside the 15 classes",
         ),
     ],

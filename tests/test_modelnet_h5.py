@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import h5py
 import numpy as np
 import pytest
 import torch
@@ -10,6 +9,7 @@ import torch
 from datamodules.errors import DataError
 from datamodules.modelnet_h5 import read_modelnet_h5
 from tests.helpers import tiny_data, tiny_trainer
+from tests.layouts import rewrite_h5
 
 
 def test_reads_official_layout_by_shard_base_name(tiny_modelnet) -> None:
@@ -20,16 +20,6 @@ def test_reads_official_layout_by_shard_base_name(tiny_modelnet) -> None:
     assert "data/modelnet40_ply_hdf5_2048/" in (tiny_modelnet / "train_files.txt").read_text()
 
 
-def _rewrite(path, **fields) -> None:
-    with h5py.File(path, "r") as f:
-        current = {k: f[k][...] for k in f}
-    current.update(fields)
-    with h5py.File(path, "w") as f:
-        for k, v in current.items():
-            if v is not None:
-                f.create_dataset(k, data=v)
-
-
 @pytest.mark.parametrize(
     "breakage,message",
     [
@@ -37,14 +27,14 @@ def _rewrite(path, **fields) -> None:
         (lambda r: (r / "train_files.txt").unlink(), r"train_files.txt: missing split file"),
         (lambda r: (r / "ply_data_train0.h5").unlink(), r"ply_data_train0.h5: listed in train_files.txt"),
         (lambda r: (r / "ply_data_train0.h5").write_bytes(b"\x89HDF\r\n" + b"0" * 50), r"ply_data_train0.h5: not a readable HDF5"),
-        (lambda r: _rewrite(r / "ply_data_train0.h5", label=None), r"ply_data_train0.h5: missing dataset 'label'"),
-        (lambda r: _rewrite(r / "ply_data_train0.h5", data=None), r"ply_data_train0.h5: missing dataset 'data'"),
-        (lambda r: _rewrite(r / "ply_data_train0.h5", data=np.zeros((24, 1024, 6), "f4")), r"field 'data' must have shape \(n, points, 3\)"),
-        (lambda r: _rewrite(r / "ply_data_train0.h5", data=np.zeros((24, 1024), "f4")), r"field 'data' must have shape"),
-        (lambda r: _rewrite(r / "ply_data_train0.h5", data=np.full((24, 1024, 3), np.nan, "f4")), r"field 'data' has NaN or Inf"),
-        (lambda r: _rewrite(r / "ply_data_train0.h5", data=np.zeros((24, 0, 3), "f4")), r"field 'data' is empty"),
-        (lambda r: _rewrite(r / "ply_data_train0.h5", label=np.full((24, 1), 7, "u1")), r"field 'label' has values in \[7, 7\], outside the 3 classes"),
-        (lambda r: _rewrite(r / "ply_data_train0.h5", label=np.zeros((5, 1), "u1")), r"field 'label' must have shape \(24, 1\)"),
+        (lambda r: rewrite_h5(r / "ply_data_train0.h5", label=None), r"ply_data_train0.h5: missing dataset 'label'"),
+        (lambda r: rewrite_h5(r / "ply_data_train0.h5", data=None), r"ply_data_train0.h5: missing dataset 'data'"),
+        (lambda r: rewrite_h5(r / "ply_data_train0.h5", data=np.zeros((24, 1024, 6), "f4")), r"field 'data' must have shape \(n, points, 3\)"),
+        (lambda r: rewrite_h5(r / "ply_data_train0.h5", data=np.zeros((24, 1024), "f4")), r"field 'data' must have shape"),
+        (lambda r: rewrite_h5(r / "ply_data_train0.h5", data=np.full((24, 1024, 3), np.nan, "f4")), r"field 'data' has NaN or Inf"),
+        (lambda r: rewrite_h5(r / "ply_data_train0.h5", data=np.zeros((24, 0, 3), "f4")), r"field 'data' is empty"),
+        (lambda r: rewrite_h5(r / "ply_data_train0.h5", label=np.full((24, 1), 7, "u1")), r"field 'label' has values in \[7, 7\], outside the 3 classes"),
+        (lambda r: rewrite_h5(r / "ply_data_train0.h5", label=np.zeros((5, 1), "u1")), r"field 'label' must have shape \(24, 1\)"),
     ],
 )
 def test_bad_input_gives_one_clear_error_naming_the_file(tiny_modelnet, breakage, message) -> None:
