@@ -50,6 +50,16 @@ def gather_with_grad(x: Tensor) -> Tensor:
 
 
 @torch.no_grad()
+def all_gather_no_grad(x: Tensor, dim: int = 0) -> Tensor:
+    """Concatenate ``x`` from all ranks along ``dim`` in rank order, without gradients."""
+    if not is_distributed():
+        return x
+    out = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(out, x.contiguous())
+    return torch.cat(out, dim=dim)
+
+
+@torch.no_grad()
 def all_reduce_mean(x: Tensor) -> Tensor:
     """Mean of ``x`` over ranks (a copy; ``x`` itself is left alone)."""
     if not is_distributed():

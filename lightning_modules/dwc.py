@@ -4,9 +4,9 @@ Per step (``training_step``):
 
 1. the teacher embeds the G global crops (no gradient);
 2. the student embeds all G + L crops;
-3. L = L_distill(student, teacher) + λ · L_contrast(student, teacher);
+3. L = w · L_distill(student, teacher) + λ · L_contrast(student, teacher);
 4. the optimizer steps the student (lr / weight-decay schedules, per-parameter clipping,
-   last layer frozen in the first epoch);
+   last layer frozen for the first steps);
 5. the teacher becomes an EMA of the student (``optimizer_step``, real steps only).
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from pathlib import Path
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -28,7 +29,7 @@ from lightning_modules.collapse import CollapseMonitor
 from lightning_modules.dist import gather_objects, is_distributed, rank
 from lightning_modules.ema import ema_update, init_teacher
 from lightning_modules.heads import HeadConfig, HeadOutput
-from lightning_modules.losses import ContrastConfig, DistillationLoss, DistillConfig, info_nce
+from lightning_modules.losses import ContrastConfig, DistillationLoss, DistillConfig, multi_view_info_nce
 from lightning_modules.network import Network
 from lightning_modules.rng import capture_rng_state, restore_rng_state
 from lightning_modules.schedules import CosineSchedule, LinearWarmup
@@ -47,8 +48,9 @@ class OptimConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     clip_grad: float = 3.0
     """Per-parameter gradient-norm clip (DINO's ``clip_gradients``); 0 disables."""
-    freeze_last_layer_epochs: int = 1
-    """Epochs during which the head's last layer gets no update."""
+    freeze_last_layer_steps: int = 0
+    """Optimizer steps during which the head's last layer gets no update (DINO freezes it
+    for its first epoch; counted in steps so a short run is not frozen for a tenth of it)."""
 
 
 @dataclass
@@ -78,6 +80,27 @@ class Schedules:
             "teacher_temp": self.teacher_temp.state_dict(),
             "steps_per_epoch": self.steps_per_epoch,
         }
+
+
+def _check_loss_weights(distill: float, contrast: float) -> None:
+    """Both weights non-negative and at least one positive, else one clear error."""
+    for field, value in (("model.distill.weight", distill), ("model.contrast.weight", contrast)):
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{field} must be a finite number >= 0, got {value}")
+    if distill == 0 and contrast == 0:
+        raise ValueError("model.distill.weight and model.contrast.weight are both 0: nothing would be learned")
+
+
+def _schedule_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """``name: saved -> current`` for every schedule value that differs (relative 1e-9)."""
+    changes = []
+    for name, value in current.items():
+        old = saved.get(name)
+        if isinstance(value, dict):
+            changes += [f"{name}.{c}" for c in _schedule_changes(old if isinstance(old, dict) else {}, value)]
+        elif old is None or not math.isclose(float(old), float(value), rel_tol=1e-9, abs_tol=0.0):
+            changes.append(f"{name}: {old} -> {value}")
+    return changes
 
 
 def _finite_on_all_ranks(loss: Tensor) -> bool:
@@ -129,6 +152,7 @@ class DistillationWithContrast(pl.LightningModule):
                 "max_epochs": max_epochs,
             }
         )
+        _check_loss_weights(distill.weight, contrast.weight)
         self.head_config = copy.deepcopy(head)
         self.distill_config = copy.deepcopy(distill)
         self.contrast_config = copy.deepcopy(contrast)
@@ -145,6 +169,7 @@ class DistillationWithContrast(pl.LightningModule):
             self.head_config.out_dim, self.distill_config.student_temp, self.distill_config.center_momentum
         )
         self.schedules: Schedules | None = None
+        self._saved_schedules: dict[str, Any] | None = None
         self.collapse = CollapseMonitor(self.head_config.out_dim)
 
     def train(self, mode: bool = True) -> DistillationWithContrast:
@@ -164,7 +189,7 @@ class DistillationWithContrast(pl.LightningModule):
         student_out = self._student_views(global_views, local_views)
         loss_distill = self.distill_loss(student_out.logits, teacher_out.logits, teacher_temp)
         loss_contrast = self.contrastive_loss(student_out.embedding, teacher_out.embedding)
-        loss = loss_distill + self.contrast_config.weight * loss_contrast
+        loss = self.total_loss(loss_distill, loss_contrast)
         if not _finite_on_all_ranks(loss):
             self._stop_on_non_finite(step, loss_distill, loss_contrast)
         self._log_step(loss, loss_distill, loss_contrast, teacher_out, teacher_temp, step)
@@ -173,13 +198,11 @@ class DistillationWithContrast(pl.LightningModule):
 
     def contrastive_loss(self, student_emb: Tensor, teacher_emb: Tensor) -> Tensor:
         """InfoNCE of each student view against each *other* teacher global view."""
-        total, pairs = student_emb.new_zeros((), dtype=torch.float32), 0
-        for g in range(teacher_emb.shape[0]):
-            for v in range(student_emb.shape[0]):
-                if v != g:
-                    total = total + info_nce(student_emb[v], teacher_emb[g], self.contrast_config.temperature)
-                    pairs += 1
-        return total / pairs
+        return multi_view_info_nce(student_emb, teacher_emb, self.contrast_config.temperature)
+
+    def total_loss(self, loss_distill: Tensor, loss_contrast: Tensor) -> Tensor:
+        """w · L_distill + λ · L_contrast (a term of weight 0 still runs, for its log)."""
+        return self.distill_config.weight * loss_distill + self.contrast_config.weight * loss_contrast
 
     def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
         """Set this step's lr / weight decay, step the student, then update the teacher."""
@@ -201,7 +224,7 @@ class DistillationWithContrast(pl.LightningModule):
             norms = torch._foreach_norm(grads)
             for g, n in zip(grads, norms):
                 g.mul_((clip / (n + 1e-6)).clamp(max=1.0))
-        if self.current_epoch < self.optim_config.freeze_last_layer_epochs:
+        if self.global_step < self.optim_config.freeze_last_layer_steps:
             for p in self.student.head.last_layer.parameters():
                 p.grad = None
 
@@ -215,7 +238,7 @@ class DistillationWithContrast(pl.LightningModule):
         student_out = self._student_views(batch["global"], batch["local"])
         loss_distill = self.distill_loss(student_out.logits, teacher_out.logits, self.distill_config.teacher_temp)
         loss_contrast = self.contrastive_loss(student_out.embedding, teacher_out.embedding)
-        loss = loss_distill + self.contrast_config.weight * loss_contrast
+        loss = self.total_loss(loss_distill, loss_contrast)
         kw = {"on_epoch": True, "sync_dist": True, "batch_size": batch["global"].shape[1]}
         self.log(f"{stage}/loss", loss, **kw)
         self.log(f"{stage}/loss_distill", loss_distill, **kw)
@@ -239,27 +262,74 @@ class DistillationWithContrast(pl.LightningModule):
             betas=cfg.betas,
         )
         self.schedules = self._build_schedules()
+        self._warn_if_schedules_changed()
         return optimizer
 
     def _build_schedules(self) -> Schedules:
+        """Per-step schedules from the loader's length (not from the epoch count alone).
+
+        ``steps_per_epoch`` is the number of optimizer steps one pass over the training
+        loader takes; the total is ``model.max_epochs`` of them (capped by
+        ``trainer.max_steps``) or, without an epoch count, Lightning's estimate, which
+        honours ``max_steps``. Warm-ups given in epochs become ``round(epochs ·
+        steps_per_epoch)`` steps, capped at the run's length.
+        """
         trainer = self.trainer
-        epochs = self.max_epochs or trainer.max_epochs
-        total = int(trainer.estimated_stepping_batches)
-        if epochs is None or epochs < 0:
-            epochs = 1
-        steps_per_epoch = max(1, math.ceil(total / epochs))
+        estimated = trainer.estimated_stepping_batches
+        if trainer.train_dataloader is None:  # max_epochs -1: Lightning did not build it
+            trainer.fit_loop.setup_data()
+        batches = trainer.num_training_batches
+        if not math.isfinite(batches):
+            raise ValueError("the training loader has no length: pointdwc's schedules need a sized data set")
+        steps_per_epoch = max(1, math.ceil(batches / trainer.accumulate_grad_batches))
+        epochs = self.max_epochs
+        if epochs is not None and epochs > 0:
+            total = epochs * steps_per_epoch
+            if trainer.max_steps is not None and trainer.max_steps > 0:
+                total = min(total, trainer.max_steps)
+        elif math.isfinite(estimated):
+            total = int(estimated)
+        else:
+            raise ValueError(
+                "trainer.max_epochs is -1 and trainer.max_steps is unset: the lr, momentum and "
+                "teacher-temperature schedules need the run's length; set one of them"
+            )
+        total = max(1, total)
         world = trainer.world_size * trainer.accumulate_grad_batches
         cfg, dcfg, tcfg = self.optim_config, self.distill_config, self.teacher_config
         peak = cfg.lr * self.batch_size * world / 256.0
+
+        def steps(epochs_: float) -> int:
+            return min(total, round(epochs_ * steps_per_epoch))
+
         return Schedules(
-            lr=CosineSchedule(peak, cfg.min_lr, total, round(cfg.warmup_epochs * steps_per_epoch)),
+            lr=CosineSchedule(peak, cfg.min_lr, total, steps(cfg.warmup_epochs)),
             weight_decay=CosineSchedule(cfg.weight_decay, cfg.weight_decay_end, total),
             momentum=CosineSchedule(tcfg.momentum, tcfg.momentum_end, total),
-            teacher_temp=LinearWarmup(
-                dcfg.warmup_teacher_temp, dcfg.teacher_temp, round(dcfg.warmup_teacher_temp_epochs * steps_per_epoch)
-            ),
+            teacher_temp=LinearWarmup(dcfg.warmup_teacher_temp, dcfg.teacher_temp, steps(dcfg.warmup_teacher_temp_epochs)),
             steps_per_epoch=steps_per_epoch,
         )
+
+    def _warn_if_schedules_changed(self) -> None:
+        """On resume, name every schedule value that differs from the checkpoint's.
+
+        A resumed run rebuilds its schedules from the current batch size, device count and
+        run length; if any of those changed, lr / weight decay / momentum / teacher
+        temperature silently follow another curve from the resumed step on.
+        """
+        if self._saved_schedules is None or self.schedules is None:
+            return  # called again once both exist
+        saved, self._saved_schedules = self._saved_schedules, None
+        changes = _schedule_changes(saved, self.schedules.state_dict())
+        if changes:
+            warnings.warn(
+                "resuming with schedules that differ from the checkpoint's ("
+                + "; ".join(changes)
+                + "): the global batch size (data.batch_size x devices x nodes x accumulation), "
+                "trainer.max_epochs / max_steps or a model.optim / distill / teacher value changed. "
+                "Resume with the original settings to continue the same run.",
+                stacklevel=2,
+            )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record the schedules a run used and every rank's RNG state."""
@@ -288,6 +358,8 @@ class DistillationWithContrast(pl.LightningModule):
                 f"e.g. {'; '.join(problems)}). Use the config the checkpoint was trained with "
                 "(its config.yaml sits next to the run's logs)."
             )
+        self._saved_schedules = checkpoint.get("pointdwc_schedules")
+        self._warn_if_schedules_changed()  # no-op until configure_optimizers has built the new ones
         states = checkpoint.get("pointdwc_rng")
         if states:
             restore_rng_state(states[rank()] if rank() < len(states) else states[0])

@@ -3,7 +3,9 @@
 * :class:`DistillationLoss` — DINO's cross-entropy between the centred, sharpened teacher
   distribution of each global view and the student distribution of every other view.
 * :func:`info_nce` — InfoNCE of student embeddings against teacher embeddings of the other
-  global view, with negatives from the whole (all-rank) batch.
+  global view, with negatives from the whole (all-rank) batch;
+  :func:`multi_view_info_nce` applies it to every (student view, other teacher view) pair
+  with the teacher keys gathered from all ranks once per step.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lightning_modules.dist import all_reduce_mean, gather_with_grad, rank
+from lightning_modules.dist import all_gather_no_grad, all_reduce_mean, gather_with_grad, rank
 
 
 @dataclass
 class DistillConfig:
-    """Distillation hyper-parameters (DINO defaults)."""
+    """Distillation hyper-parameters (DINO defaults) and the term's weight in the total loss."""
 
+    weight: float = 1.0
+    """Weight of the distillation term (0 switches it off: contrast only)."""
     student_temp: float = 0.1
     teacher_temp: float = 0.07
     warmup_teacher_temp: float = 0.04
@@ -84,18 +88,37 @@ class ContrastConfig:
     """Contrastive term: weight λ and InfoNCE temperature τ_c."""
 
     weight: float = 1.0
+    """Weight λ of the contrastive term (0 switches it off: distillation only)."""
     temperature: float = 0.2
 
 
-def info_nce(anchors: Tensor, keys: Tensor, temperature: float) -> Tensor:
-    """InfoNCE of local anchors against keys gathered from all ranks.
+def info_nce(anchors: Tensor, keys: Tensor, temperature: float, gathered: bool = False) -> Tensor:
+    """InfoNCE of this rank's anchors against the keys of the global batch.
 
-    ``anchors`` (B, E) and ``keys`` (B, E) are L2-normalised; row i of ``keys`` is the
+    ``anchors`` (B, E) and ``keys`` are L2-normalised; row i of this rank's keys is the
     positive of anchor i, the keys of every other object in the global batch (all ranks)
-    are its negatives. Labels are offset by rank so DDP equals one process on the
-    concatenated batch.
+    are its negatives. ``keys`` is this rank's (B, E), gathered here with gradients, or,
+    with ``gathered``, already the global (world·B, E) in rank order. Labels are offset by
+    rank so DDP equals one process on the concatenated batch.
     """
-    all_keys = gather_with_grad(keys)
+    all_keys = keys if gathered else gather_with_grad(keys)
     logits = anchors.float() @ all_keys.float().T / temperature
     labels = torch.arange(anchors.shape[0], device=anchors.device) + rank() * anchors.shape[0]
     return F.cross_entropy(logits, labels)
+
+
+def multi_view_info_nce(student_emb: Tensor, teacher_emb: Tensor, temperature: float) -> Tensor:
+    """Mean InfoNCE of every student view v against every teacher global view g ≠ v.
+
+    ``student_emb`` (V, B, E) holds the G global views first; ``teacher_emb`` (G, B, E)
+    is the teacher's (no gradient: the teacher is an EMA). Its keys are gathered from all
+    ranks once for all G views, not once per pair.
+    """
+    keys = all_gather_no_grad(teacher_emb.detach(), dim=1)
+    total, pairs = student_emb.new_zeros((), dtype=torch.float32), 0
+    for g in range(teacher_emb.shape[0]):
+        for v in range(student_emb.shape[0]):
+            if v != g:
+                total = total + info_nce(student_emb[v], keys[g], temperature, gathered=True)
+                pairs += 1
+    return total / pairs

@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-from lightning_modules.losses import DistillationLoss, info_nce
+from lightning_modules.losses import DistillationLoss, info_nce, multi_view_info_nce
 from lightning_modules.probe import _gather_rows
 
 WORLD = 2
@@ -31,6 +31,8 @@ def _inputs() -> dict[str, torch.Tensor]:
         "anchors": F.normalize(torch.randn(WORLD * B, E, generator=g), dim=1),
         "keys": F.normalize(torch.randn(WORLD * B, E, generator=g), dim=1),
         "teacher": torch.randn(2, WORLD * B, K, generator=g),
+        "student_emb": F.normalize(torch.randn(4, WORLD * B, E, generator=g), dim=-1),  # 2 global + 2 local views
+        "teacher_emb": F.normalize(torch.randn(2, WORLD * B, E, generator=g), dim=-1),
         "center": torch.randn(1, K, generator=g),
         "features": torch.randn(7, 3, generator=g),  # 7 samples: not divisible by 2 ranks
         "probe_train": torch.randn(41, 6, generator=g),  # odd sizes: a padding sampler would duplicate
@@ -55,6 +57,16 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
         keys = x["keys"][rows].clone().requires_grad_()
         loss = info_nce(anchors, keys, 0.2)
         loss.backward()
+        # the multi-view contrastive term: one gather of the (no-grad) teacher keys per step
+        gathers = []
+        real_all_gather = dist.all_gather
+        dist.all_gather = lambda *a, **k: (gathers.append(1), real_all_gather(*a, **k))[1]
+        student_emb = x["student_emb"][:, rows].clone().requires_grad_()
+        multi = multi_view_info_nce(student_emb, x["teacher_emb"][:, rows], 0.2)
+        dist.all_gather = real_all_gather
+        multi.backward()
+        multi_mean = multi.detach().clone()
+        dist.all_reduce(multi_mean)
         # the centre from each rank's share of the teacher outputs
         dino = DistillationLoss(K, center_momentum=0.9)
         dino.center.copy_(x["center"])
@@ -72,6 +84,9 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
         torch.save(
             {
                 "loss": loss_mean / WORLD,
+                "multi_view_loss": multi_mean / WORLD,
+                "multi_view_grad": student_emb.grad,
+                "multi_view_gathers": len(gathers),
                 "anchor_grad": anchors.grad,
                 "key_grad": keys.grad,
                 "center": dino.center,
@@ -104,6 +119,18 @@ def test_contrastive_loss_and_gradients_equal_single_process(ddp_results) -> Non
         # DDP averages gradients over ranks, so a rank's gradient is WORLD × its share
         torch.testing.assert_close(res["anchor_grad"] / WORLD, anchors.grad[rows])
         torch.testing.assert_close(res["key_grad"] / WORLD, keys.grad[rows])
+
+
+def test_multi_view_contrast_gathers_once_and_equals_single_process(ddp_results) -> None:
+    x = _inputs()
+    student_emb = x["student_emb"].clone().requires_grad_()
+    loss = multi_view_info_nce(student_emb, x["teacher_emb"], 0.2)
+    loss.backward()
+    for r, res in enumerate(ddp_results):
+        assert res["multi_view_gathers"] == 1  # not one per (teacher view, student view) pair
+        torch.testing.assert_close(res["multi_view_loss"], loss.detach())
+        rows = slice(r * B, (r + 1) * B)
+        torch.testing.assert_close(res["multi_view_grad"] / WORLD, student_emb.grad[:, rows])
 
 
 def test_center_after_a_step_equals_single_process(ddp_results) -> None:

@@ -80,3 +80,14 @@ def test_info_nce_matches_naive_loop() -> None:
 def test_info_nce_is_low_for_matching_pairs() -> None:
     keys = F.normalize(torch.randn(32, 64), dim=1)
     assert info_nce(keys, keys, 0.1) < info_nce(keys, keys.roll(1, 0), 0.1)
+
+
+def test_multi_view_info_nce_is_the_mean_over_pairs_of_other_views() -> None:
+    from lightning_modules.losses import multi_view_info_nce
+
+    torch.manual_seed(2)
+    student = F.normalize(torch.randn(4, 6, 8), dim=-1)  # 2 global + 2 local views
+    teacher = F.normalize(torch.randn(2, 6, 8), dim=-1)
+    pairs = [(g, v) for g in range(2) for v in range(4) if v != g]
+    expected = sum(naive_info_nce(student[v], teacher[g], 0.2) for g, v in pairs) / len(pairs)
+    torch.testing.assert_close(multi_view_info_nce(student, teacher, 0.2), expected)

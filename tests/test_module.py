@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import warnings
 
 import pytest
+import pytorch_lightning as pl
 import torch
 
 from lightning_modules import dwc
@@ -29,16 +31,23 @@ def test_parameter_groups_exclude_biases_and_norms_from_decay(tiny_modelnet, tmp
     assert no_decay["weight_decay"] == 0.0
 
 
-def test_last_layer_is_frozen_in_the_first_epoch_only(tiny_modelnet, tmp_path) -> None:
-    model = tiny_module()
+def test_last_layer_is_frozen_for_the_first_steps_only(tiny_modelnet, tmp_path) -> None:
+    model = tiny_module(freeze_last_layer_steps=2)
     last = lambda m: m.student.head.last_layer.parametrizations.weight.original1.detach().clone()
-    w0 = last(model)
+    changed_after: list[int] = []  # global steps after which the last layer had moved
+
+    class Watch(pl.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            self.before = last(pl_module)
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            if not torch.equal(last(pl_module), self.before):
+                changed_after.append(trainer.global_step)
+
     mlp0 = model.student.head.mlp[0].weight.detach().clone()
-    tiny_trainer(tmp_path, max_epochs=1).fit(model, tiny_data(tiny_modelnet))
-    assert torch.equal(last(model), w0)
+    tiny_trainer(tmp_path, max_steps=5, callbacks=[Watch()]).fit(model, tiny_data(tiny_modelnet))
+    assert changed_after == [3, 4, 5]  # optimizer steps 0 and 1 leave it alone
     assert not torch.equal(model.student.head.mlp[0].weight, mlp0)
-    tiny_trainer(tmp_path, max_epochs=2).fit(model, tiny_data(tiny_modelnet))
-    assert not torch.equal(last(model), w0)
 
 
 def test_teacher_is_ema_of_student_after_a_step(tiny_modelnet, tmp_path) -> None:
@@ -188,3 +197,77 @@ def test_resume_from_the_middle_of_an_epoch_is_exact(tiny_modelnet, tmp_path) ->
     assert t_straight.global_step == t_resumed.global_step == 12
     for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
         assert torch.equal(a, b), name
+
+
+def test_loss_weights_scale_each_term_and_zero_switches_it_off(tiny_modelnet, tmp_path) -> None:
+    """w·L_distill + λ·L_contrast; a zero weight leaves that term's own layer without gradient."""
+    from lightning_modules.losses import ContrastConfig, DistillConfig
+
+    views = next(iter(_crops(tiny_modelnet)))
+    for w, lam in ((1.0, 1.0), (0.0, 1.0), (1.0, 0.0), (0.5, 2.0)):
+        torch.manual_seed(0)
+        model = dwc.DistillationWithContrast(
+            backbone=tiny_module().student.backbone, head=tiny_module().head_config,
+            distill=DistillConfig(weight=w), contrast=ContrastConfig(weight=lam), batch_size=4,
+        )
+        teacher = model.teacher(views["global"])
+        student = model._student_views(views["global"], views["local"])
+        ld = model.distill_loss(student.logits, teacher.logits, 0.04)
+        lc = model.contrastive_loss(student.embedding, teacher.embedding)
+        loss = model.total_loss(ld, lc)
+        torch.testing.assert_close(loss, w * ld + lam * lc)
+        loss.backward()
+        last = model.student.head.last_layer.parametrizations.weight.original1.grad
+        proj = model.student.head.contrast.weight.grad
+        assert (last.abs().sum() == 0) == (w == 0)
+        assert (proj.abs().sum() == 0) == (lam == 0)
+
+
+def test_loss_weights_are_validated() -> None:
+    from lightning_modules.losses import ContrastConfig, DistillConfig
+
+    with pytest.raises(ValueError, match="both 0"):
+        dwc.DistillationWithContrast(distill=DistillConfig(weight=0.0), contrast=ContrastConfig(weight=0.0))
+    with pytest.raises(ValueError, match="model.distill.weight"):
+        dwc.DistillationWithContrast(distill=DistillConfig(weight=-1.0))
+
+
+def _crops(root):
+    data = tiny_data(root)
+    data.setup("fit")
+    points, labels = next(iter(data.train_dataloader()))
+    yield data.on_after_batch_transfer((points, labels), 0)
+
+
+def test_steps_per_epoch_comes_from_the_loader_under_max_steps(tiny_modelnet, tmp_path) -> None:
+    """24 clouds / batch 4 = 6 steps per epoch whatever the run's length is given by."""
+    model = tiny_module()  # warm-up 1 epoch
+    trainer = tiny_trainer(tmp_path, max_epochs=-1, max_steps=15)
+    trainer.fit(model, tiny_data(tiny_modelnet))
+    s = model.schedules
+    assert s.steps_per_epoch == 6 and s.lr.total_steps == 15 == trainer.global_step
+    assert s.lr.warmup_steps == 6
+    model = tiny_module(warmup_epochs=10)  # warm-ups never exceed the run
+    trainer = tiny_trainer(tmp_path, max_epochs=3, max_steps=4)
+    trainer.fit(model, tiny_data(tiny_modelnet))
+    assert model.schedules.steps_per_epoch == 6 and model.schedules.lr.total_steps == 4
+    assert model.schedules.lr.warmup_steps == 4
+
+
+def test_resume_with_other_settings_warns_naming_the_changed_schedules(tiny_modelnet, tmp_path) -> None:
+    def fit(batch_size: int, max_epochs: int, ckpt_path=None) -> list[str]:
+        model = tiny_module()
+        model.batch_size = batch_size
+        trainer = tiny_trainer(tmp_path, max_epochs=max_epochs)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            trainer.fit(model, tiny_data(tiny_modelnet, batch_size=batch_size), ckpt_path=ckpt_path)
+        if ckpt_path is None:
+            trainer.save_checkpoint(tmp_path / "one.ckpt")
+        return [str(w.message) for w in caught if "resuming with schedules" in str(w.message)]
+
+    assert fit(4, 1) == []
+    assert fit(4, 1, tmp_path / "one.ckpt") == []  # same settings: silent
+    (message,) = fit(8, 2, tmp_path / "one.ckpt")
+    assert "lr.base: 7.8125e-06 -> 1.5625e-05" in message  # 5e-4 · 4/256 -> 5e-4 · 8/256
+    assert "lr.total_steps: 6 -> 6" not in message and "steps_per_epoch: 6 -> 3" in message
