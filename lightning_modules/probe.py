@@ -6,11 +6,18 @@ path (``probe.data``), a folder whose layout is detected (``probe.root``), or th
 embedded synthetic set. Several probes can run side by side (extra ``LinearProbe``
 callbacks with a ``name``). Each rank embeds its own share of the clouds (no padding,
 so no sample counts twice); rank 0 fits the classifiers and shares the accuracies.
+
+The classifiers are plain functions on numpy features (:func:`linear_svm`,
+:func:`weighted_knn`) so benchmarks can call them without Lightning. By default the SVM's
+C is chosen by stratified cross-validation on the probe's train split only; the test
+split is predicted once, with the refitted model.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pytorch_lightning as pl
@@ -25,15 +32,70 @@ from datamodules.dataset import PointCloudSet, PointCloudSplit
 from datamodules.detect import resolve_dataset
 from lightning_modules.dist import gather_objects, is_distributed, print_rank_zero, rank, world_size
 
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+
+SVM_C_GRID: tuple[float, ...] = tuple(10.0 ** (e / 2) for e in range(-10, 3))
+"""C values tried by ``svm_c="auto"``: 1e-5 … 1e1 in half decades (13 values).
+
+Features are standardised, so one grid fits every backbone width. Near the optimum,
+neighbouring half-decades differ by about a point of CV accuracy or less. The low end is
+cheap and is where noisy features of a few thousand samples peak; above 10 the
+squared-hinge fit is practically unregularised (accuracy saturates) and liblinear slow.
+"""
+
+SVM_CV_PATIENCE = 2
+"""The ascending C scan stops after this many values in a row (a decade) score below the
+best one: past its peak the CV accuracy only falls further, and large C is the slow end
+(liblinear needs more iterations the larger C)."""
+
+SVM_C_FALLBACK = 0.05
+"""C of ``svm_c="auto"`` when the train split cannot be cross-validated (the old default)."""
+
+SVM_MAX_ITER = 5000
+
+
+@dataclass(frozen=True)
+class SvmResult:
+    """Linear SVM on the test split: accuracy and mean per-class accuracy (%), and its C."""
+
+    acc: float
+    macc: float
+    c: float
+
+
+@dataclass(frozen=True)
+class KnnResult:
+    """Weighted kNN on the test split: accuracy and mean per-class accuracy (%)."""
+
+    acc: float
+    macc: float
+
 
 @dataclass
 class ProbeResult:
     """Accuracies in percent on the probe's test split."""
 
     svm_acc: float
+    svm_macc: float
+    """Mean over the test split's classes of the per-class accuracy (recall)."""
+    svm_c: float
+    """The SVM's C (chosen by cross-validation with ``svm_c="auto"``)."""
     knn_acc: float
+    knn_macc: float
     step: int
     """Optimizer step of the network that was probed."""
+
+    def metrics(self) -> dict[str, float]:
+        """The logged values by metric name (without the ``probe/`` prefix)."""
+        return {
+            "svm_acc": self.svm_acc,
+            "svm_macc": self.svm_macc,
+            "knn_acc": self.knn_acc,
+            "knn_macc": self.knn_macc,
+            "svm_c": self.svm_c,
+        }
 
 
 @torch.no_grad()
@@ -55,30 +117,156 @@ def extract_features(
     return torch.cat(feats).numpy()
 
 
-def svm_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, c: float) -> float:
-    """Accuracy (%) of a linear SVM fitted on standardised train features."""
+def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Fraction of correct predictions, in percent."""
+    return float((np.asarray(y_pred) == np.asarray(y_true)).mean() * 100.0)
+
+
+def mean_class_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean over the classes present in ``y_true`` of their recall, in percent.
+
+    Unlike the accuracy, a classifier that predicts one class for everything scores
+    exactly chance (100 / classes), however unbalanced the split.
+    """
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    recalls = [(y_pred[y_true == c] == c).mean() for c in np.unique(y_true)]
+    return float(np.mean(recalls) * 100.0)
+
+
+def _svm(c: float) -> Pipeline:
+    """Standardise, then a one-vs-rest squared-hinge linear SVM.
+
+    The dual solver: at the C a probe picks (<= 1e-2) it was 2-3x faster than the primal
+    one that ``dual="auto"`` would take for n > d (2240x256 and 6400x768, same accuracy).
+    """
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import LinearSVC
 
-    clf = make_pipeline(StandardScaler(), LinearSVC(C=c, max_iter=5000, random_state=0))
-    clf.fit(train_x, train_y)
-    return float((clf.predict(test_x) == test_y).mean() * 100.0)
+    return make_pipeline(StandardScaler(), LinearSVC(C=c, dual=True, max_iter=SVM_MAX_ITER, random_state=0))
+
+
+def _cv_correct(x: np.ndarray, y: np.ndarray, c: float, splits: list[tuple[np.ndarray, np.ndarray]]) -> int:
+    """Held-out predictions that are right, summed over the folds."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    correct = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # the refit still warns
+        for fit_idx, val_idx in splits:
+            clf = _svm(c).fit(x[fit_idx], y[fit_idx])
+            correct += int((clf.predict(x[val_idx]) == y[val_idx]).sum())
+    return correct
+
+
+def select_svm_c(
+    train_x: np.ndarray, train_y: np.ndarray, folds: int = 5, grid: tuple[float, ...] = SVM_C_GRID
+) -> float:
+    """C of the best stratified ``folds``-fold cross-validated accuracy on these samples.
+
+    Only the given (train) samples are used. Folds are fewer when the smallest class has
+    fewer members; a class of one sample cannot be both fitted and validated, so then
+    there is no cross-validation and :data:`SVM_C_FALLBACK` is returned with a warning.
+    The grid is scanned in ascending order and only a strictly better score moves the
+    choice (ties keep the smaller C); the scan stops once :data:`SVM_CV_PATIENCE` values
+    in a row score below the best. The fold split is seeded: the choice is deterministic.
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    smallest = int(np.unique(train_y, return_counts=True)[1].min())
+    if smallest < 2:
+        warnings.warn(
+            f"svm_c=auto: a class has a single train sample, so C cannot be cross-validated; "
+            f"using C={SVM_C_FALLBACK}",
+            stacklevel=2,
+        )
+        return SVM_C_FALLBACK
+    splits = list(StratifiedKFold(min(folds, smallest), shuffle=True, random_state=0).split(train_x, train_y))
+    best_c, best, worse = 0.0, -1, 0
+    for c in sorted(grid):
+        correct = _cv_correct(train_x, train_y, c, splits)
+        if correct > best:
+            best_c, best, worse = c, correct, 0
+        elif correct < best:
+            worse += 1
+            if worse >= SVM_CV_PATIENCE:
+                break
+    return float(best_c)
+
+
+def check_svm_c(c: float | str) -> float | Literal["auto"]:
+    """``c`` if it is ``"auto"`` or a positive number, else a ValueError."""
+    if isinstance(c, str):
+        if c != "auto":
+            raise ValueError(f"svm_c must be a positive number or 'auto', got {c!r}")
+        return "auto"
+    if not c > 0:
+        raise ValueError(f"svm_c must be a positive number or 'auto', got {c!r}")
+    return float(c)
+
+
+def linear_svm(
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    test_x: np.ndarray,
+    test_y: np.ndarray,
+    c: float | str = "auto",
+    folds: int = 5,
+) -> SvmResult:
+    """Fit a linear SVM on standardised train features and score it on the test split.
+
+    Args:
+        train_x, train_y: (n, d) features and (n,) integer labels to fit on.
+        test_x, test_y: (m, d) features and (m,) labels, predicted once.
+        c: the SVM's C, or ``"auto"``: chosen by :func:`select_svm_c` on the train split.
+        folds: cross-validation folds for ``"auto"``.
+
+    Returns:
+        accuracy and mean per-class accuracy (percent) on the test split, and the C used.
+    """
+    c = check_svm_c(c)
+    chosen = select_svm_c(train_x, train_y, folds) if c == "auto" else float(c)
+    pred = _svm(chosen).fit(train_x, train_y).predict(test_x)
+    return SvmResult(accuracy(test_y, pred), mean_class_accuracy(test_y, pred), chosen)
+
+
+def svm_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, c: float) -> float:
+    """Accuracy (%) of :func:`linear_svm` with a fixed C."""
+    return linear_svm(train_x, train_y, test_x, test_y, c).acc
+
+
+def knn_predict(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, k: int = 20, temperature: float = 0.07
+) -> np.ndarray:
+    """Labels from DINO's weighted kNN vote on cosine similarity (weights exp(sim / T))."""
+    train = F.normalize(torch.from_numpy(np.asarray(train_x)).float(), dim=1)
+    test = F.normalize(torch.from_numpy(np.asarray(test_x)).float(), dim=1)
+    labels = torch.from_numpy(np.asarray(train_y)).long()
+    k = min(k, len(train))
+    sims, idx = (test @ train.T).topk(k, dim=1)
+    weights = (sims / temperature).exp()
+    votes = torch.zeros(len(test), int(labels.max()) + 1).scatter_add_(1, labels[idx], weights)
+    return votes.argmax(1).numpy()
+
+
+def weighted_knn(
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    test_x: np.ndarray,
+    test_y: np.ndarray,
+    k: int = 20,
+    temperature: float = 0.07,
+) -> KnnResult:
+    """Accuracy and mean per-class accuracy (%) of :func:`knn_predict` on the test split."""
+    pred = knn_predict(train_x, train_y, test_x, k, temperature)
+    return KnnResult(accuracy(test_y, pred), mean_class_accuracy(test_y, pred))
 
 
 def knn_accuracy(
     train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, k: int, temperature: float
 ) -> float:
     """Accuracy (%) of DINO's weighted kNN on cosine similarity."""
-    train = F.normalize(torch.from_numpy(train_x).float(), dim=1)
-    test = F.normalize(torch.from_numpy(test_x).float(), dim=1)
-    labels = torch.from_numpy(train_y).long()
-    num_classes = int(max(train_y.max(), test_y.max())) + 1
-    k = min(k, len(train))
-    sims, idx = (test @ train.T).topk(k, dim=1)
-    weights = (sims / temperature).exp()
-    votes = torch.zeros(len(test), num_classes).scatter_add_(1, labels[idx], weights)
-    return float((votes.argmax(1).numpy() == test_y).mean() * 100.0)
+    return weighted_knn(train_x, train_y, test_x, test_y, k, temperature).acc
 
 
 def _gather_rows(local: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -96,7 +284,9 @@ class LinearProbe(pl.Callback):
     """Probe the frozen (teacher) backbone with a linear SVM and kNN.
 
     Runs every ``every_n_epochs`` epochs and at the end of ``fit``, and in ``test``.
-    Logs ``probe/svm_acc`` and ``probe/knn_acc`` (percent), or ``probe/<name>/...``.
+    Logs ``probe/svm_acc``, ``probe/svm_macc`` (mean per-class), ``probe/knn_acc``,
+    ``probe/knn_macc`` (percent) and ``probe/svm_c``, or ``probe/<name>/...``. Warns when
+    the SVM is at chance (with the collapse monitor's verdict, if it has one).
 
     Args:
         data: the probe data set by class path (e.g. ``datamodules.ModelNet40H5``).
@@ -106,7 +296,9 @@ class LinearProbe(pl.Callback):
         every_n_epochs: probe during ``fit`` every this many epochs (0: only at the end).
         num_points: points per cloud fed to the backbone (the first ones stored).
         use_teacher: probe the teacher (True, the paper's choice) or the student.
-        svm_c: regularisation C of the linear SVM.
+        svm_c: regularisation C of the linear SVM, or ``auto``: chosen by stratified
+            cross-validation on the probe's train split (the test split is predicted once).
+        svm_folds: cross-validation folds of ``svm_c: auto``.
         knn_k: neighbours of the kNN classifier.
         knn_temperature: temperature of the kNN vote weights.
         batch_size: clouds per forward pass while embedding.
@@ -120,7 +312,8 @@ class LinearProbe(pl.Callback):
         every_n_epochs: int = 5,
         num_points: int = 1024,
         use_teacher: bool = True,
-        svm_c: float = 0.05,
+        svm_c: float | Literal["auto"] = "auto",
+        svm_folds: int = 5,
         knn_k: int = 20,
         knn_temperature: float = 0.07,
         batch_size: int = 128,
@@ -132,7 +325,8 @@ class LinearProbe(pl.Callback):
         self.every_n_epochs = every_n_epochs
         self.num_points = num_points
         self.use_teacher = use_teacher
-        self.svm_c = svm_c
+        self.svm_c = check_svm_c(svm_c)
+        self.svm_folds = svm_folds
         self.knn_k = knn_k
         self.knn_temperature = knn_temperature
         self.batch_size = batch_size
@@ -163,8 +357,9 @@ class LinearProbe(pl.Callback):
         if trainer.is_global_zero:
             for logger in trainer.loggers:
                 if isinstance(logger, WandbLogger):  # dashboards show the best accuracy so far
-                    for key in (self.key("svm_acc"), self.key("knn_acc")):
-                        logger.experiment.define_metric(key, summary="max")
+                    for metric in ("svm_acc", "svm_macc", "knn_acc", "knn_macc"):
+                        logger.experiment.define_metric(self.key(metric), summary="max")
+                    logger.experiment.define_metric(self.key("svm_c"), summary="last")
         trainer.strategy.barrier("probe-data")
         self._split("train")
         self._split("test")
@@ -177,40 +372,54 @@ class LinearProbe(pl.Callback):
 
     # ------------------------------------------------------------------ the probe
     def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> ProbeResult:
-        """Embed both splits, fit on rank 0, return the accuracies on every rank."""
+        """Embed both splits, fit on rank 0, return the accuracies on every rank.
+
+        Rank 0 also warns when the probe is at chance (:meth:`_warn_if_at_chance`).
+        """
         net = pl_module.teacher if self.use_teacher else pl_module.student
         train, test = self._split("train"), self._split("test")
         train_x = self._features(net.backbone, train, pl_module.device)
         test_x = self._features(net.backbone, test, pl_module.device)
-        result = [None]
+        result: list[ProbeResult | None] = [None]
         if trainer.is_global_zero:
-            svm = svm_accuracy(train_x, train.labels, test_x, test.labels, self.svm_c)
-            knn = knn_accuracy(train_x, train.labels, test_x, test.labels, self.knn_k, self.knn_temperature)
-            result = [ProbeResult(svm, knn, trainer.global_step)]
+            result = [self._classify(train_x, train.labels, test_x, test.labels, trainer.global_step)]
         if is_distributed():
             torch_dist.broadcast_object_list(result, src=0)
+        assert result[0] is not None
         self.last = result[0]
+        self._warn_if_at_chance(pl_module, self.last)
         return self.last
 
-    def _warn_if_at_chance(self, pl_module: pl.LightningModule, result: ProbeResult) -> None:
-        """Flag a collapse: probe at chance while the teacher's entropy sits at an extreme.
+    def _classify(
+        self, train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, step: int
+    ) -> ProbeResult:
+        """Both classifiers on rank 0's features (fitted on train, scored on test)."""
+        svm = linear_svm(train_x, train_y, test_x, test_y, self.svm_c, self.svm_folds)
+        knn = weighted_knn(train_x, train_y, test_x, test_y, self.knn_k, self.knn_temperature)
+        return ProbeResult(svm.acc, svm.macc, svm.c, knn.acc, knn.macc, step)
 
-        Entropy alone is no verdict (a young teacher is near-uniform on purpose), so the
-        flag needs the probe to have fallen to chance as well.
+    def _warn_if_at_chance(self, pl_module: pl.LightningModule, result: ProbeResult) -> None:
+        """Flag a collapse: the SVM's mean per-class accuracy is at chance (rank 0 warns).
+
+        The mean per-class accuracy, not the accuracy: a probe predicting one class scores
+        exactly chance on it, while its accuracy on an unbalanced split can look better.
+        The monitor's entropy verdict is added when it has one; alone it is no proof (a
+        young teacher is near-uniform on purpose), hence the probe decides.
         """
-        chance = 100.0 / len(self._split("train").class_names)
-        if result.svm_acc > 1.5 * chance:
+        chance = 100.0 / len(np.unique(self._split("test").labels))
+        if result.svm_macc > 1.5 * chance:
             return
+        message = (
+            f"{self.key('svm_macc')} {result.svm_macc:.1f}% (mean per-class) is at chance level "
+            f"({chance:.1f}%) at step {result.step}"
+        )
         monitor = getattr(pl_module, "collapse", None)
         verdict = monitor.verdict() if monitor is not None else None
-        if verdict is not None:
-            rank_zero_warn(f"probe accuracy {result.svm_acc:.1f}% is at chance level ({chance:.1f}%): {verdict}")
-        else:
-            rank_zero_warn(f"probe accuracy {result.svm_acc:.1f}% is at chance level ({chance:.1f}%)")
+        rank_zero_warn(f"{message}: {verdict}" if verdict is not None else message)
 
     def _log(self, pl_module: pl.LightningModule, result: ProbeResult) -> None:
-        pl_module.log(self.key("svm_acc"), result.svm_acc, sync_dist=True)
-        pl_module.log(self.key("knn_acc"), result.knn_acc, sync_dist=True)
+        for metric, value in result.metrics().items():
+            pl_module.log(self.key(metric), value, sync_dist=True)
 
     # ------------------------------------------------------------------ hooks
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -225,11 +434,13 @@ class LinearProbe(pl.Callback):
             return
         if self.last is None or self.last.step != trainer.global_step:
             result = self.run(trainer, pl_module)
+            metrics = {self.key(metric): value for metric, value in result.metrics().items()}
             for logger in trainer.loggers:
-                logger.log_metrics({self.key("svm_acc"): result.svm_acc, self.key("knn_acc"): result.knn_acc}, trainer.global_step)
+                logger.log_metrics(metrics, trainer.global_step)
         assert self.last is not None
-        print_rank_zero(f"{self.key('svm_acc')} {self.last.svm_acc:.2f}")
-        print_rank_zero(f"{self.key('knn_acc')} {self.last.knn_acc:.2f}")
+        for metric, value in self.last.metrics().items():
+            text = f"{value:.3g}" if metric == "svm_c" else f"{value:.2f}"
+            print_rank_zero(f"{self.key(metric)} {text}")
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._log(pl_module, self.run(trainer, pl_module))

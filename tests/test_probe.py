@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from lightning_modules.probe import LinearProbe, extract_features, knn_accuracy, svm_accuracy
+from backbones import PointViT
+from lightning_modules import probe as probe_module
+from lightning_modules.cli import run_cli
+from lightning_modules.dwc import DistillationWithContrast, OptimConfig, TeacherConfig
+from lightning_modules.heads import HeadConfig
+from lightning_modules.losses import DistillConfig
+from lightning_modules.probe import (
+    SVM_C_GRID,
+    LinearProbe,
+    extract_features,
+    knn_accuracy,
+    linear_svm,
+    mean_class_accuracy,
+    svm_accuracy,
+    weighted_knn,
+)
 from tests.helpers import tiny_data, tiny_module, tiny_trainer
+
+TINY = str(Path(__file__).parent / "tiny.yaml")
 
 
 def naive_weighted_knn(train_x, train_y, test_x, k, t):
@@ -52,7 +71,8 @@ def test_extract_features_restores_mode_and_is_batched_consistently() -> None:
     assert backbone.training
 
 
-def test_probe_runs_every_n_epochs_and_at_the_end(tiny_modelnet, tmp_path, monkeypatch) -> None:
+def test_probe_runs_every_n_epochs_and_at_the_end(tiny_modelnet, tmp_path, monkeypatch, recwarn) -> None:
+    torch.manual_seed(0)
     probe = LinearProbe(root=str(tiny_modelnet), every_n_epochs=2, num_points=256)
     ran_at = []
     real = probe.run
@@ -60,8 +80,13 @@ def test_probe_runs_every_n_epochs_and_at_the_end(tiny_modelnet, tmp_path, monke
     trainer = tiny_trainer(tmp_path, max_epochs=3, callbacks=[probe])
     trainer.fit(tiny_module(), tiny_data(tiny_modelnet))
     assert ran_at == [1, 2]  # after epoch 2 (every 2) and after the last epoch 3; not again at fit end
-    assert "probe/svm_acc" in trainer.callback_metrics
+    logged = {f"probe/{m}" for m in ("svm_acc", "svm_macc", "knn_acc", "knn_macc", "svm_c")}
+    assert logged <= set(trainer.callback_metrics)
     assert probe.last is not None and probe.last.step == trainer.global_step
+    assert probe.last.svm_c in SVM_C_GRID  # the default is "auto"
+    # a healthy network is well above chance: the probe raises no collapse warning
+    assert probe.last.svm_macc > 50.0
+    assert not [w for w in recwarn if "chance level" in str(w.message)]
 
 
 def test_probe_rejects_more_points_than_stored(tiny_modelnet, tmp_path) -> None:
@@ -70,16 +95,164 @@ def test_probe_rejects_more_points_than_stored(tiny_modelnet, tmp_path) -> None:
         probe._split("train")
 
 
-def test_collapse_is_flagged_when_the_probe_is_at_chance(tiny_modelnet, monkeypatch) -> None:
-    from lightning_modules.probe import ProbeResult
 
-    probe = LinearProbe(root=str(tiny_modelnet), num_points=256)
-    model = tiny_module()
-    for _ in range(20):
-        model.collapse.update(entropy=0.0, batch_entropy=0.0)
-    warned = []
-    monkeypatch.setattr("lightning_modules.probe.rank_zero_warn", warned.append)
-    probe._warn_if_at_chance(model, ProbeResult(svm_acc=90.0, knn_acc=90.0, step=1))
-    assert warned == []
-    probe._warn_if_at_chance(model, ProbeResult(svm_acc=33.0, knn_acc=33.0, step=1))  # 3 classes: chance 33 %
-    assert len(warned) == 1 and "chance" in warned[0] and "same prototypes" in warned[0]
+
+# ---------------------------------------------------------------- mean per-class accuracy
+def test_mean_class_accuracy_of_a_hand_computed_confusion() -> None:
+    # class 0: 3 of 4 right, class 1: 0 of 2, class 2: 4 of 4; class 3 is only predicted
+    y_true = np.array([0, 0, 0, 0, 1, 1, 2, 2, 2, 2])
+    y_pred = np.array([0, 0, 0, 2, 3, 0, 2, 2, 2, 2])
+    assert mean_class_accuracy(y_true, y_pred) == pytest.approx(100 * (3 / 4 + 0 / 2 + 4 / 4) / 3)  # 58.33
+    assert (y_pred == y_true).mean() * 100 == pytest.approx(70.0)  # the plain accuracy differs
+
+
+def test_one_class_predictions_score_exactly_chance_in_mean_class_accuracy() -> None:
+    # constant features: the SVM predicts one class; accuracy rewards the big class, macc does not
+    train_y, test_y = np.array([0] * 12 + [1] * 4 + [2] * 4), np.array([0] * 8 + [1] * 2 + [2] * 2)
+    result = linear_svm(np.zeros((20, 5)), train_y, np.zeros((12, 5)), test_y, c="auto")
+    assert result.macc == pytest.approx(100 / 3)
+    assert result.acc == pytest.approx(100 * 8 / 12)
+
+
+def test_knn_mean_class_accuracy_matches_its_predictions() -> None:
+    rng = np.random.default_rng(2)
+    train_x, test_x = rng.normal(size=(60, 8)).astype("f4"), rng.normal(size=(25, 8)).astype("f4")
+    train_y, test_y = rng.integers(0, 4, 60), rng.integers(0, 4, 25)
+    pred = naive_weighted_knn(train_x, train_y, test_x, 5, 0.07)
+    recalls = [(pred[test_y == c] == c).mean() for c in range(4) if (test_y == c).any()]
+    result = weighted_knn(train_x, train_y, test_x, test_y, 5, 0.07)
+    assert result.macc == pytest.approx(100 * np.mean(recalls))
+    assert result.acc == pytest.approx(100 * (pred == test_y).mean())
+
+
+# ---------------------------------------------------------------- C by cross-validation
+def correlated_pair(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Two classes told apart by x1 - x2 only; a shared noise z swamps the class means.
+
+    A tiny C weights the features by the class-mean difference (x1 alone: ~60 %); a
+    large C finds x1 - x2 (~100 %).
+    """
+    y = np.arange(n) % 2
+    z = rng.normal(size=n)
+    x = np.stack([z + 0.3 * (2 * y - 1) + 0.02 * rng.normal(size=n), z + 0.02 * rng.normal(size=n)], axis=1)
+    return x, y
+
+
+def test_auto_picks_a_larger_c_where_a_tiny_c_underfits() -> None:
+    rng = np.random.default_rng(0)
+    (train_x, train_y), (test_x, test_y) = correlated_pair(200, rng), correlated_pair(200, rng)
+    assert linear_svm(train_x, train_y, test_x, test_y, c=SVM_C_GRID[0]).acc < 75.0
+    auto = linear_svm(train_x, train_y, test_x, test_y, c="auto")
+    assert auto.c >= 1e-2
+    assert auto.acc > 95.0
+
+
+def test_ties_keep_the_smallest_c() -> None:
+    # constant features: every C predicts the same, so every C ties
+    y = np.arange(30) % 3
+    assert linear_svm(np.ones((30, 4)), y, np.ones((9, 4)), y[:9], c="auto").c == SVM_C_GRID[0]
+
+
+def test_auto_chooses_c_from_the_train_split_only(monkeypatch) -> None:
+    rng = np.random.default_rng(3)
+    y = np.arange(240) % 4
+    x = rng.normal(size=(240, 16)) + 1.5 * np.eye(16)[y]
+    train_x, train_y, test_x, test_y = x[:160], y[:160], x[160:], y[160:]
+    fitted, predicted = [], []
+    real_svm = probe_module._svm
+
+    def spy(c: float):
+        clf = real_svm(c)
+        fit, predict = clf.fit, clf.predict
+        clf.fit = lambda a, b: (fitted.append(a), fit(a, b))[1]
+        clf.predict = lambda a: (predicted.append(a), predict(a))[1]
+        return clf
+
+    monkeypatch.setattr(probe_module, "_svm", spy)
+    first = linear_svm(train_x, train_y, test_x, test_y, c="auto")
+    train_rows = {r.tobytes() for r in train_x}
+    assert all(r.tobytes() in train_rows for a in fitted for r in a)  # never fitted on a test row
+    assert sum(a is test_x for a in predicted) == 1  # the test split is predicted once
+    # another test split (features and labels) cannot move C, only the score
+    other_x, other_y = rng.normal(size=(80, 16)), rng.permutation(test_y)
+    second = linear_svm(train_x, train_y, other_x, other_y, c="auto")
+    assert second.c == first.c
+    assert second.acc != first.acc
+
+
+def test_a_fixed_c_skips_cross_validation(monkeypatch) -> None:
+    def no_cv(*args, **kwargs):
+        raise AssertionError("cross-validation ran for a fixed C")
+
+    monkeypatch.setattr(probe_module, "select_svm_c", no_cv)
+    rng = np.random.default_rng(1)
+    y = np.arange(100) % 4
+    x = rng.normal(size=(100, 16)) + 8 * np.eye(16)[y]
+    result = linear_svm(x[:60], y[:60], x[60:], y[60:], c=0.012)
+    assert result.c == 0.012 and result.acc == 100.0
+    with pytest.raises(AssertionError, match="cross-validation ran"):
+        linear_svm(x[:60], y[:60], x[60:], y[60:], c="auto")
+
+
+@pytest.mark.parametrize("bad", ["often", 0.0, -1.0])
+def test_a_bad_c_is_refused(bad) -> None:
+    with pytest.raises(ValueError, match="svm_c"):
+        LinearProbe(svm_c=bad)
+
+
+@pytest.mark.parametrize(("arg", "expected"), [("auto", "auto"), ("0.012", 0.012)])
+def test_cli_parses_svm_c(arg, expected, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    cli = run_cli(["--config", TINY, "--probe.svm_c", arg], run=False)
+    (probe,) = [cb for cb in cli.trainer.callbacks if isinstance(cb, LinearProbe)]
+    assert probe.svm_c == expected
+
+
+def test_cli_rejects_another_svm_c_word(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        run_cli(["--config", TINY, "--probe.svm_c", "often"], run=False)
+    assert "svm_c" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- collapse warning
+def collapsed_module() -> DistillationWithContrast:
+    """A tiny model whose teacher is collapsed in both ways the probe can see.
+
+    Its backbone's last LayerNorm has weight 0 (bias 0), so every global feature is 0
+    whatever the input; the EMA never moves it (momentum 1); and a teacher temperature of
+    100 makes its outputs uniform (entropy ~ log K, the monitor's "uniform" verdict).
+    """
+    model = DistillationWithContrast(
+        backbone=PointViT(embed_dim=32, depth=1, num_heads=2, group_size=8, encoder_dims=(16, 32)),
+        head=HeadConfig(out_dim=64, hidden_dim=64, bottleneck_dim=32, contrast_dim=16),
+        distill=DistillConfig(teacher_temp=100.0, warmup_teacher_temp=100.0),
+        optim=OptimConfig(warmup_epochs=1),
+        teacher=TeacherConfig(momentum=1.0, momentum_end=1.0),
+        batch_size=4,
+    )
+    with torch.no_grad():
+        model.teacher.backbone.norm.weight.zero_()
+    return model
+
+
+def test_a_collapsed_teacher_warns_during_fit(tiny_modelnet, tmp_path) -> None:
+    probe = LinearProbe(root=str(tiny_modelnet), every_n_epochs=1, num_points=256)
+    trainer = tiny_trainer(tmp_path, max_epochs=1, callbacks=[probe])
+    with pytest.warns(UserWarning, match=r"chance level .*collapse suspected: teacher outputs are uniform"):
+        trainer.fit(collapsed_module(), tiny_data(tiny_modelnet))
+    assert probe.last is not None and probe.last.svm_macc == pytest.approx(100 / 3)
+
+
+def test_auto_without_two_samples_per_class_falls_back_with_a_warning() -> None:
+    x, y = np.eye(4), np.array([0, 0, 1, 2])  # classes 1 and 2 have one sample
+    with pytest.warns(UserWarning, match="cannot be cross-validated"):
+        assert linear_svm(x, y, x, y, c="auto").c == probe_module.SVM_C_FALLBACK
+
+
+def test_folds_shrink_to_the_smallest_class(monkeypatch) -> None:
+    seen = []
+    monkeypatch.setattr(probe_module, "_cv_correct", lambda x, y, c, splits: seen.append(len(splits)) or 0)
+    y = np.array([0] * 10 + [1] * 3)
+    linear_svm(np.eye(13), y, np.eye(13), y, c="auto")
+    assert set(seen) == {3}
