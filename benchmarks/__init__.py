@@ -1,0 +1,1 @@
+"""Benchmarks and development data builders, run as scripts (``python benchmarks/<name>.py``) or imported."""
