@@ -19,6 +19,10 @@ class HeadConfig:
     hidden_dim: int = 2048
     bottleneck_dim: int = 256
     num_layers: int = 3
+    use_bn: bool = False
+    """BatchNorm after each hidden linear layer of the MLP (DINO's ``use_bn``). It removes the
+    component all samples share, which dominates a freshly initialised backbone's features,
+    so the centred teacher is not near-uniform from the start."""
     norm_last_layer: bool = True
     """Fix the weight-norm gain of the last layer to 1 (DINO's default, more stable)."""
     contrast_dim: int = 128
@@ -48,6 +52,8 @@ class DINOHead(nn.Module):
         for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
             layers.append(nn.Linear(a, b))
             if i < len(dims) - 2:
+                if cfg.use_bn:
+                    layers.append(nn.BatchNorm1d(b))
                 layers.append(nn.GELU())
         self.mlp = nn.Sequential(*layers)
         self.apply(_init_linear)
