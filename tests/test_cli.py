@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -33,8 +34,9 @@ def test_fit_then_test_through_the_cli(tiny_modelnet, tmp_path, monkeypatch, cap
 
     wandb.finish()  # flush the run, as the end of the process would
     (run_dir,) = (tmp_path / "runs" / "wandb").glob("offline-run-*")
-    records = next(run_dir.glob("*.wandb")).read_bytes()
-    for key in (b"train/loss_contrast", b"train/teacher_entropy", b"probe/svm_acc", b"embed_dim", b"crops/views"):
+    keys = (b"train/loss_contrast", b"train/teacher_entropy", b"probe/svm_acc", b"embed_dim", b"crops/views")
+    records = _wandb_records(run_dir, keys)
+    for key in keys:
         assert key in records, key
     media = [str(p.relative_to(run_dir)) for p in (run_dir / "files" / "media").rglob("*") if p.is_file()]
     assert any("crops" in m and m.endswith(".png") for m in media), media
@@ -46,6 +48,20 @@ def test_fit_then_test_through_the_cli(tiny_modelnet, tmp_path, monkeypatch, cap
     assert {"probe/svm_acc", "probe/knn_acc", "test/loss"} <= set(tested)
     # the probe of the restored teacher equals the probe at the end of fit
     assert float(tested["probe/svm_acc"]) == pytest.approx(float(metrics["probe/svm_acc"]))
+
+
+def _wandb_records(run_dir: Path, keys: tuple[bytes, ...], timeout: float = 60.0) -> bytes:
+    """The run's ``.wandb`` records once they hold ``keys`` (or whatever is there at the timeout).
+
+    wandb's service process writes the file; under a loaded machine (the suite runs with
+    ``-n 2``) ``wandb.finish()`` can return before its last records reach the disk.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        records = next(run_dir.glob("*.wandb")).read_bytes()
+        if all(k in records for k in keys) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.5)
 
 
 def run_console(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
