@@ -29,6 +29,9 @@ class ResumableDataLoader(DataLoader):
 
     def __iter__(self) -> Iterator[Any]:
         epoch = self._epoch()
+        set_epoch = getattr(self.dataset, "set_epoch", None)
+        if set_epoch is not None:  # a data set drawn afresh each epoch
+            set_epoch(epoch)
         if self.generator is not None:
             self.generator.manual_seed(self.seed * 100_003 + epoch)
         pending = getattr(self, "_pending", None)

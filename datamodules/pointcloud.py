@@ -47,6 +47,17 @@ class CloudDataset(Dataset):
         rows[order] = self.points[index[order]]
         return torch.from_numpy(rows), torch.from_numpy(np.asarray(self.labels[index], dtype=np.int64))
 
+    def set_epoch(self, epoch: int) -> None:
+        """Forwarded to a split drawn afresh each epoch (a procedural stream); else nothing."""
+        set_epoch = getattr(self.points, "set_epoch", None)
+        if set_epoch is not None:
+            set_epoch(epoch)
+            self.labels = self.points.labels()
+
+    @property
+    def changes_per_epoch(self) -> bool:
+        return hasattr(self.points, "set_epoch")
+
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         if isinstance(self.points, np.memmap) and self.points.filename:
@@ -119,15 +130,17 @@ class PointCloudDataModule(pl.LightningDataModule):
                 self.splits[split] = loaded
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        dataset = CloudDataset(self.splits[split])
         loader = ResumableDataLoader(
-            CloudDataset(self.splits[split]),
+            dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
             drop_last=shuffle,
             num_workers=self.num_workers,
             collate_fn=collate_batch,
             pin_memory=torch.cuda.is_available(),
-            persistent_workers=self.num_workers > 0,
+            # workers of a per-epoch stream are made anew each epoch, to receive its epoch
+            persistent_workers=self.num_workers > 0 and not dataset.changes_per_epoch,
             generator=torch.Generator() if shuffle else None,  # reseeded from (seed, epoch) per epoch
         )
         loader.seed = self.seed

@@ -32,6 +32,7 @@ from rich.progress import track
 
 from datamodules.cache import default_cache_dir
 from datamodules.dataset import PointCloudSet, PointCloudSplit
+from datamodules.procedural_stream import ProceduralClouds
 from datamodules.shapes import CLASS_NAMES, CLASSES
 from datamodules.shapes.common import uniform
 from datamodules.shapes.parts import (
@@ -207,15 +208,25 @@ class SyntheticShapes(PointCloudSet):
         num_test_per_class: test shapes per class.
         num_points: points per cloud.
         seed: generation seed (a different seed gives a different set).
+        fresh_train_each_epoch: the train split is an endless stream: every epoch a new
+            draw of ``num_train_per_class`` shapes per class, generated while loading
+            (:class:`~datamodules.procedural_stream.ProceduralClouds`) instead of the cached
+            fixed set. The test split stays the cached one.
     """
 
     def __init__(
-        self, num_train_per_class: int = 100, num_test_per_class: int = 40, num_points: int = 2048, seed: int = 0
+        self,
+        num_train_per_class: int = 100,
+        num_test_per_class: int = 40,
+        num_points: int = 2048,
+        seed: int = 0,
+        fresh_train_each_epoch: bool = False,
     ) -> None:
         self.num_train_per_class = num_train_per_class
         self.num_test_per_class = num_test_per_class
         self.num_points = num_points
         self.seed = seed
+        self.fresh_train_each_epoch = fresh_train_each_epoch
 
     def prepare(self, progress: bool = True) -> pathlib.Path:
         """Generate the set into the cache unless it is there; return its folder."""
@@ -227,9 +238,13 @@ class SyntheticShapes(PointCloudSet):
         from datamodules.modelnet_h5 import read_modelnet_h5
 
         self._check_split_name(split)
+        if split == "train" and self.fresh_train_each_epoch:
+            clouds = ProceduralClouds(self.num_train_per_class, self.num_points, self.seed)
+            return PointCloudSplit(clouds, clouds.labels(), list(CLASS_NAMES), self.describe())
         loaded = read_modelnet_h5(self.prepare(progress=False), split)
         loaded.source = self.describe()
         return loaded
 
     def describe(self) -> str:
-        return f"SyntheticShapes(seed={self.seed}, {self.num_points} points)"
+        fresh = ", fresh train draw each epoch" if self.fresh_train_each_epoch else ""
+        return f"SyntheticShapes(seed={self.seed}, {self.num_points} points{fresh})"
