@@ -125,6 +125,7 @@ def pretrain(arm: str, seed: int, config: list[str], extra: list[str], workdir: 
     start = time.perf_counter()
     trainer.fit(model, cli.datamodule)
     wall = time.perf_counter() - start
+    torch.save(model.teacher.backbone.state_dict(), workdir / f"{arm}-seed{seed}" / "teacher_backbone.pt")
     log_k = math.log(model.head_config.out_dim)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
     stats = {
@@ -185,10 +186,11 @@ def main() -> None:
     parser.add_argument("--no-real", action="store_true", help="probe the synthetic set only")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "ablation" / "results.json")
     parser.add_argument("--fresh", action="store_true", help="ignore earlier results of this tag")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (two 1-thread runs side by side use 2 cores)")
     args, extra = parser.parse_known_args()
     extra = [e for e in extra if e != "--"]
     config = [x for c in args.config for x in ("--config", c)]
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
 
     sets: dict[str, PointCloudSet] = {"synthetic": SyntheticShapes()}

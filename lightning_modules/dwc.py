@@ -27,7 +27,7 @@ from backbones.base import PointBackbone
 from backbones.point_vit import PointViT
 from lightning_modules.collapse import CollapseMonitor
 from lightning_modules.dist import gather_objects, is_distributed, rank
-from lightning_modules.ema import ema_update, init_teacher
+from lightning_modules.ema import ema_update, init_teacher, set_teacher_mode
 from lightning_modules.heads import HeadConfig, HeadOutput
 from lightning_modules.losses import ContrastConfig, DistillationLoss, DistillConfig, multi_view_info_nce
 from lightning_modules.network import Network
@@ -164,7 +164,7 @@ class DistillationWithContrast(pl.LightningModule):
         self.teacher = copy.deepcopy(self.student)
         self.momentum_pairs = [(self.student.backbone, self.teacher.backbone), (self.student.head, self.teacher.head)]
         init_teacher(self.momentum_pairs)
-        self.teacher.eval()
+        set_teacher_mode(self.teacher, training=False)
         self.distill_loss = DistillationLoss(
             self.head_config.out_dim, self.distill_config.student_temp, self.distill_config.center_momentum
         )
@@ -173,10 +173,15 @@ class DistillationWithContrast(pl.LightningModule):
         self.collapse = CollapseMonitor(self.head_config.out_dim)
 
     def train(self, mode: bool = True) -> DistillationWithContrast:
-        """Switch the student's mode; the teacher always stays in eval mode (no drop path)."""
+        """Switch the student's mode; the teacher stays in eval mode (no drop path) except
+        for its BatchNorm layers, which use batch statistics while training (DINO's teacher)."""
         super().train(mode)
-        self.teacher.eval()
+        set_teacher_mode(self.teacher, training=mode)
         return self
+
+    def on_train_epoch_start(self) -> None:
+        """Lightning keeps each module's mode rather than calling ``train()``: set the teacher's."""
+        set_teacher_mode(self.teacher, training=True)
 
     # ------------------------------------------------------------------ the algorithm
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:

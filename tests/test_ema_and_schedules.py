@@ -58,3 +58,14 @@ def test_schedule_state_round_trip() -> None:
     t = CosineSchedule(0.0, 0.0, 1)
     t.load_state_dict(s.state_dict())
     assert [t(i) for i in range(12)] == [s(i) for i in range(12)]
+
+
+def test_ema_averages_parameters_only_and_leaves_teacher_buffers_alone() -> None:
+    torch.manual_seed(0)
+    student, teacher = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3)), nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
+    init_teacher([(student, teacher)])
+    student.train()(torch.randn(16, 4) * 5 + 2)  # moves the student's running statistics
+    mean_before, var_before = teacher[1].running_mean.clone(), teacher[1].running_var.clone()
+    ema_update([(student, teacher)], 0.5)
+    assert torch.equal(teacher[1].running_mean, mean_before) and torch.equal(teacher[1].running_var, var_before)
+    assert not torch.equal(teacher[1].running_mean, student[1].running_mean)

@@ -10,6 +10,8 @@ import pytorch_lightning as pl
 import torch
 
 from lightning_modules import dwc
+from lightning_modules.dwc import DistillationWithContrast
+from lightning_modules.heads import HeadConfig
 from tests.helpers import tiny_data, tiny_module, tiny_trainer
 
 
@@ -271,3 +273,36 @@ def test_resume_with_other_settings_warns_naming_the_changed_schedules(tiny_mode
     (message,) = fit(8, 2, tmp_path / "one.ckpt")
     assert "lr.base: 7.8125e-06 -> 1.5625e-05" in message  # 5e-4 · 4/256 -> 5e-4 · 8/256
     assert "lr.total_steps: 6 -> 6" not in message and "steps_per_epoch: 6 -> 3" in message
+
+
+def test_teacher_batchnorm_uses_batch_statistics_in_training_and_its_own_running_ones_in_eval(
+    tiny_modelnet, tmp_path
+) -> None:
+    """Two batches of different statistics: while training, the teacher's BatchNorm normalises
+    each with its own statistics (DINO's teacher), whatever the student's running statistics;
+    in eval mode it uses the teacher's running statistics, gathered from the teacher's batches."""
+    model = DistillationWithContrast(
+        backbone=tiny_module().student.backbone,
+        head=HeadConfig(out_dim=64, hidden_dim=64, bottleneck_dim=32, contrast_dim=16, use_bn=True),
+        batch_size=4,
+    )
+    trainer = tiny_trainer(tmp_path, max_steps=2)
+    trainer.fit(model, tiny_data(tiny_modelnet))
+    assert trainer.global_step == 2
+    model.on_train_epoch_start()
+    bn = model.teacher.head.mlp[1]
+    assert isinstance(bn, torch.nn.BatchNorm1d) and bn.training
+    assert not model.teacher.backbone.training and not model.teacher.head.training  # no drop path
+    # the teacher's running statistics are its own, not a copy of the student's
+    assert not torch.equal(bn.running_mean, model.student.head.mlp[1].running_mean)
+    feats = torch.randn(8, model.teacher.backbone.out_dim)
+    shifted = 10.0 * feats + 3.0
+    with torch.no_grad():
+        hidden = model.teacher.head.mlp[:2]
+        a, b = hidden(feats), hidden(shifted)
+    torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-3)  # batch statistics: an affine shift cancels
+    model.eval()
+    assert not bn.training
+    with torch.no_grad():
+        a, b = hidden(feats), hidden(shifted)
+    assert not torch.allclose(a, b, atol=1e-2)  # running statistics: it does not
