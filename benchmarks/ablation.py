@@ -20,6 +20,7 @@ interrupted benchmark continues where it stopped (``--fresh`` starts over).
 
     python benchmarks/ablation.py                                  # 4 arms x 2 seeds
     python benchmarks/ablation.py --arms both --seeds 0 --tag k1024 -- --model.head.out_dim 1024
+    python benchmarks/ablation.py --tag default-p512 --from-saved default --num-points 512
 """
 
 from __future__ import annotations
@@ -184,9 +185,15 @@ def main() -> None:
     parser.add_argument("--tag", default="default", help="name of this recipe in the results file")
     parser.add_argument("--num-points", type=int, default=1024, help="points per cloud fed to the probed backbone")
     parser.add_argument("--no-real", action="store_true", help="probe the synthetic set only")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the random-init PointNet (another tag has it)")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "ablation" / "results.json")
     parser.add_argument("--fresh", action="store_true", help="ignore earlier results of this tag")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (two 1-thread runs side by side use 2 cores)")
+    parser.add_argument("--merge", type=Path, nargs="*", default=[], help="other results files (side-by-side runs) to read")
+    parser.add_argument(
+        "--from-saved", metavar="TAG",
+        help="probe the teacher backbones recipe TAG saved (e.g. at another --num-points) instead of training",
+    )
     args, extra = parser.parse_known_args()
     extra = [e for e in extra if e != "--"]
     config = [x for c in args.config for x in ("--config", c)]
@@ -201,7 +208,10 @@ def main() -> None:
     cv = {"synthetic": 0, "real": 5}
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    results = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    results = {}
+    for path in [*args.merge, args.out]:
+        if path.is_file():
+            results.update(json.loads(path.read_text()))
     if args.fresh:
         results = {k: v for k, v in results.items() if not k.startswith(f"{args.tag}/")}
 
@@ -212,7 +222,7 @@ def main() -> None:
 
     for seed in args.seeds:
         key = f"{args.tag}/pointnet_random/seed{seed}"
-        if key not in results:
+        if key not in results and not args.no_baseline:
             torch.manual_seed(seed)
             net = RandomPointNet()
             results[key] = {"probes": {n: asdict(probe(net, d, args.num_points, cv[n])) for n, d in sets.items()}}
@@ -224,6 +234,11 @@ def main() -> None:
             print(f"== {key}", flush=True)
             if ARMS[arm] is None:
                 backbone, stats = untrained(seed, config, extra), {}
+            elif args.from_saved:
+                backbone = untrained(seed, config, extra)
+                saved = args.out.parent / args.from_saved / f"{arm}-seed{seed}" / "teacher_backbone.pt"
+                backbone.load_state_dict(torch.load(saved, weights_only=True))
+                stats = results.get(f"{args.from_saved}/{arm}/seed{seed}", {}).get("stats", {})
             else:
                 backbone, stats = pretrain(arm, seed, config, extra, args.out.parent / args.tag)
             probes = {n: asdict(probe(backbone, d, args.num_points, cv[n])) for n, d in sets.items()}

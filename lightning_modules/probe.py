@@ -334,6 +334,18 @@ class LinearProbe(pl.Callback):
         self._splits: dict[str, PointCloudSplit] = {}
         self.last: ProbeResult | None = None
 
+    def protocol(self) -> str:
+        """One line naming the protocol that produced this probe's numbers."""
+        if self.svm_c == "auto":
+            c = f"C by stratified {self.svm_folds}-fold CV on the train split"
+        else:
+            c = f"fixed C={self.svm_c:g} (no validation)"
+        net = "teacher" if self.use_teacher else "student"
+        return (
+            f"{self.key('*')}: frozen {net}, {self.num_points} points, {self.data.describe()}; linear SVM "
+            f"on standardised features, {c}, test split predicted once; weighted kNN k={self.knn_k}"
+        )
+
     @property
     def state_key(self) -> str:
         return self._generate_state_key(name=self.name)
@@ -438,9 +450,11 @@ class LinearProbe(pl.Callback):
             for logger in trainer.loggers:
                 logger.log_metrics(metrics, trainer.global_step)
         assert self.last is not None
+        print_rank_zero(f"protocol {self.protocol()}")
         for metric, value in self.last.metrics().items():
             text = f"{value:.3g}" if metric == "svm_c" else f"{value:.2f}"
             print_rank_zero(f"{self.key(metric)} {text}")
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._log(pl_module, self.run(trainer, pl_module))
+        print_rank_zero(f"protocol {self.protocol()}")

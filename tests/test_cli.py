@@ -24,6 +24,7 @@ def test_fit_then_test_through_the_cli(tiny_modelnet, tmp_path, monkeypatch, cap
     ckpt = tmp_path / "runs" / "checkpoints" / "last.ckpt"
     assert ckpt.is_file()
     assert "probe/svm_acc" in text and "probe/knn_acc" in text
+    assert "C by stratified 5-fold CV on the train split, test split predicted once" in text  # the protocol
     assert cli.trainer.current_epoch == 2
     metrics = cli.trainer.callback_metrics
     assert 0 <= float(metrics["probe/svm_acc"]) <= 100

@@ -34,3 +34,6 @@ def test_paper_protocol_fast_dev_run(tmp_path, monkeypatch, capsys) -> None:
     assert cli.trainer.global_step == 1
     out = capsys.readouterr().out
     assert "probe/modelnet40/svm_acc" in out and "probe/scanobjectnn/svm_acc" in out
+    # every printed figure says which protocol produced it: here the field's fixed C
+    assert "protocol probe/modelnet40/*: frozen teacher, 1024 points, ModelNet40H5" in out
+    assert "fixed C=0.012 (no validation)" in out
