@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -46,3 +47,34 @@ def tiny_trainer(tmp_path: Path, **kwargs) -> pl.Trainer:
         default_root_dir=str(tmp_path),
     )
     return pl.Trainer(**{**defaults, **kwargs})
+
+
+def fit_seeded(
+    root: Path, data: PointCloudDataModule, callbacks: list | None = None, ckpt_path: str | None = None, **trainer_kw
+) -> tuple[DistillationWithContrast, pl.Trainer]:
+    """Seed 0, a fresh :func:`tiny_module`, fit on ``data`` (optionally resumed); model and trainer."""
+    pl.seed_everything(0)
+    model = tiny_module()
+    trainer = tiny_trainer(root, callbacks=callbacks or [], **trainer_kw)
+    trainer.fit(model, data, ckpt_path=ckpt_path)
+    return model, trainer
+
+
+def assert_mid_epoch_resume_is_exact(
+    tmp_path: Path, make_data: Callable[[], PointCloudDataModule], stop_step: int, total_steps: int
+) -> None:
+    """Two epochs straight through vs stopped after ``stop_step`` and resumed: bit-identical."""
+    import torch
+
+    class StopAt(pl.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            if trainer.global_step == stop_step:
+                trainer.save_checkpoint(tmp_path / "mid.ckpt")
+                trainer.should_stop = True
+
+    straight, t_straight = fit_seeded(tmp_path / "a", make_data(), max_epochs=2)
+    fit_seeded(tmp_path / "b", make_data(), [StopAt()], max_epochs=2)
+    resumed, t_resumed = fit_seeded(tmp_path / "c", make_data(), ckpt_path=str(tmp_path / "mid.ckpt"), max_epochs=2)
+    assert t_straight.global_step == t_resumed.global_step == total_steps
+    for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), name

@@ -12,7 +12,7 @@ import torch
 from lightning_modules import dwc
 from lightning_modules.dwc import DistillationWithContrast
 from lightning_modules.heads import HeadConfig
-from tests.helpers import tiny_data, tiny_module, tiny_trainer
+from tests.helpers import assert_mid_epoch_resume_is_exact, tiny_data, tiny_module, tiny_trainer
 
 
 def test_parameter_groups_exclude_biases_and_norms_from_decay(tiny_modelnet, tmp_path) -> None:
@@ -178,27 +178,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tiny_modelnet, tmp_p
 
 def test_resume_from_the_middle_of_an_epoch_is_exact(tiny_modelnet, tmp_path) -> None:
     """Stop after step 4 of epoch 1 (6 steps per epoch), resume: bit-identical after 2 epochs."""
-    import pytorch_lightning as pl
-
-    class StopAt(pl.Callback):
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-            if trainer.global_step == 4:
-                trainer.save_checkpoint(tmp_path / "mid.ckpt")
-                trainer.should_stop = True
-
-    def run(root, callbacks, ckpt_path=None):
-        pl.seed_everything(0)
-        model, data = tiny_module(), tiny_data(tiny_modelnet)
-        trainer = tiny_trainer(root, max_epochs=2, callbacks=callbacks)
-        trainer.fit(model, data, ckpt_path=ckpt_path)
-        return model, trainer
-
-    straight, t_straight = run(tmp_path / "a", [])
-    run(tmp_path / "b", [StopAt()])
-    resumed, t_resumed = run(tmp_path / "c", [], ckpt_path=str(tmp_path / "mid.ckpt"))
-    assert t_straight.global_step == t_resumed.global_step == 12
-    for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
-        assert torch.equal(a, b), name
+    assert_mid_epoch_resume_is_exact(tmp_path, lambda: tiny_data(tiny_modelnet), stop_step=4, total_steps=12)
 
 
 def test_loss_weights_scale_each_term_and_zero_switches_it_off(tiny_modelnet, tmp_path) -> None:

@@ -9,7 +9,7 @@ import torch
 from datamodules import SyntheticShapes
 from datamodules.procedural_stream import ProceduralClouds
 from datamodules.shapes import CLASS_NAMES
-from tests.helpers import tiny_data, tiny_module, tiny_trainer
+from tests.helpers import assert_mid_epoch_resume_is_exact, tiny_data, tiny_module, tiny_trainer
 
 
 def test_clouds_depend_on_epoch_and_index_only() -> None:
@@ -58,24 +58,6 @@ def test_training_sees_a_new_draw_each_epoch(tmp_path, monkeypatch) -> None:
 
 
 def test_resume_in_the_middle_of_a_streamed_epoch_is_exact(tmp_path, monkeypatch) -> None:
+    """Stop at step 9 (epoch 1 of 7-step epochs), resume: bit-identical, the stream included."""
     stream = _stream(tmp_path, monkeypatch)
-
-    class StopAt(pl.Callback):
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-            if trainer.global_step == 9:
-                trainer.save_checkpoint(tmp_path / "mid.ckpt")
-                trainer.should_stop = True
-
-    def run(root, callbacks, ckpt_path=None):
-        pl.seed_everything(0)
-        model = tiny_module()
-        trainer = tiny_trainer(root, max_epochs=2, callbacks=callbacks)
-        trainer.fit(model, tiny_data(dataset=stream), ckpt_path=ckpt_path)
-        return model, trainer
-
-    straight, t_straight = run(tmp_path / "a", [])
-    run(tmp_path / "b", [StopAt()])
-    resumed, t_resumed = run(tmp_path / "c", [], ckpt_path=str(tmp_path / "mid.ckpt"))
-    assert t_straight.global_step == t_resumed.global_step == 14
-    for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
-        assert torch.equal(a, b), name
+    assert_mid_epoch_resume_is_exact(tmp_path, lambda: tiny_data(dataset=stream), stop_step=9, total_steps=14)
