@@ -148,11 +148,12 @@ def untrained(seed: int, config: list[str], extra: list[str]) -> nn.Module:
     return cli.model.teacher.backbone
 
 
-def mean_std(values: list[float]) -> str:
+def mean_std(values: list[float], digits: int = 1) -> str:
+    """``mean ± std`` (sample std over seeds; 0 for one seed), NaNs left out."""
     v = np.asarray([x for x in values if x == x], dtype=float)
     if len(v) == 0:
         return "—"
-    return f"{v.mean():.1f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.1f}"
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.{digits}f}"
 
 
 def table(results: dict, arms: list[str], sets: list[str], seeds: list[int], tag: str) -> str:
@@ -170,8 +171,8 @@ def table(results: dict, arms: list[str], sets: list[str], seeds: list[int], tag
         for s in sets:
             for m in ("svm_acc", "svm_macc", "knn_acc"):
                 cells.append(mean_std([r["probes"][s][m] for r in runs if s in r["probes"]]))
-        for m in ("teacher_entropy", "teacher_batch_entropy", "fit_seconds"):
-            cells.append(mean_std([r.get("stats", {}).get(m, float("nan")) for r in runs]))
+        for m, digits in (("teacher_entropy", 2), ("teacher_batch_entropy", 2), ("fit_seconds", 0)):
+            cells.append(mean_std([r.get("stats", {}).get(m, float("nan")) for r in runs], digits))
         label = "random-init PointNet" if arm == "pointnet_random" else arm
         rows.append(f"| {label} (n={len(runs)}) | " + " | ".join(cells) + " |")
     return head + "\n".join(rows)
