@@ -247,7 +247,9 @@ def main() -> None:
             save()
             print(json.dumps(results[key]), flush=True)
 
-    print(f"\nrecipe '{args.tag}' (overrides: {' '.join(extra) or 'none'}); probe: linear SVM with C by 5-fold CV on "
+    recorded = {" ".join(v.get("overrides", [])) for k, v in results.items() if k.startswith(f"{args.tag}/")}
+    recorded.discard("")
+    print(f"\nrecipe '{args.tag}' (overrides: {'; '.join(sorted(recorded)) or 'none'}); probe: linear SVM with C by 5-fold CV on "
           f"the train split, test split once (real: pooled, 5-fold stratified CV, C chosen inside each fold); "
           f"kNN k=20; {args.num_points} points per cloud; mean ± std over seeds {args.seeds}")
     print(table(results, args.arms, list(sets), args.seeds, args.tag))

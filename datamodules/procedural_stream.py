@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from datamodules.shapes import CLASS_NAMES
+from datamodules.synthetic import balanced_labels, generate_shape
 
 STREAM = 7
 """Generator key that separates the stream from the cached splits (0 train, 1 test)."""
@@ -29,9 +30,6 @@ class ProceduralClouds:
         num_points: points per cloud.
         seed: stream seed.
     """
-
-    dtype = np.dtype(np.float32)
-    ndim = 3
 
     def __init__(self, num_per_class: int, num_points: int, seed: int) -> None:
         self.num_per_class = num_per_class
@@ -50,35 +48,24 @@ class ProceduralClouds:
         """Draw the clouds of ``epoch`` from now on."""
         self.epoch = int(epoch)
 
-    def labels(self, epoch: int | None = None) -> np.ndarray:
-        """(n,) int64 balanced labels of ``epoch`` (default: the current one), shuffled per epoch."""
-        epoch = self.epoch if epoch is None else epoch
-        labels = np.repeat(np.arange(len(CLASS_NAMES), dtype=np.int64), self.num_per_class)
-        return np.random.default_rng([self.seed, STREAM, epoch, 2**31]).permutation(labels)
-
-    def cloud(self, index: int, label: int) -> np.ndarray:
-        """Sample ``index`` of the current epoch (class ``label``)."""
-        from datamodules.synthetic import generate_shape
-
-        rng = np.random.default_rng([self.seed, STREAM, self.epoch, int(index)])
-        return generate_shape(int(label), rng, self.num_points)
+    def labels(self) -> np.ndarray:
+        """(n,) int64 balanced labels of the current epoch, shuffled per epoch."""
+        return balanced_labels(self.num_per_class, [self.seed, STREAM, self.epoch])
 
     def __getitem__(self, index: int | np.ndarray) -> np.ndarray:
-        if isinstance(index, (int, np.integer)):
-            if not -len(self) <= index < len(self):
-                raise IndexError(f"index {index} out of range for {len(self)} clouds")
-            index = int(index) % len(self)
-            return self.cloud(index, int(self.labels()[index]))
-        index = np.asarray(index)
-        if index.dtype.kind not in "iu" or index.ndim != 1:
-            raise TypeError("ProceduralClouds takes an integer or a 1-d integer array of indices")
+        """Cloud ``index`` (an int) or clouds ``index`` (a 1-d integer array) of the current epoch."""
+        single = isinstance(index, (int, np.integer))
+        rows = np.atleast_1d(np.asarray(index))
+        if rows.dtype.kind not in "iu" or rows.ndim != 1:
+            raise TypeError(
+                "a fresh-draw synthetic split is read by integer indices only (it is a pretraining "
+                "stream; a probe needs the fixed set: fresh_train_each_epoch false)"
+            )
+        if len(rows) and not (0 <= rows.min() and rows.max() < len(self)):
+            raise IndexError(f"indices outside [0, {len(self)})")
         labels = self.labels()
-        out = np.empty((len(index), self.num_points, 3), dtype=np.float32)
-        for row, i in enumerate(index):
-            out[row] = self.cloud(int(i), int(labels[i]))
-        return out
-
-    def __array__(self, dtype: np.dtype | None = None, copy: bool | None = None) -> np.ndarray:
-        """The whole current epoch (slow: generates every cloud)."""
-        out = self[np.arange(len(self))]
-        return out if dtype is None else out.astype(dtype)
+        out = np.empty((len(rows), self.num_points, 3), dtype=np.float32)
+        for row, i in enumerate(rows):
+            rng = np.random.default_rng([self.seed, STREAM, self.epoch, int(i)])
+            out[row] = generate_shape(int(labels[i]), rng, self.num_points)
+        return out[0] if single else out

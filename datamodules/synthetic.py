@@ -32,7 +32,6 @@ from rich.progress import track
 
 from datamodules.cache import default_cache_dir
 from datamodules.dataset import PointCloudSet, PointCloudSplit
-from datamodules.procedural_stream import ProceduralClouds
 from datamodules.shapes import CLASS_NAMES, CLASSES
 from datamodules.shapes.common import uniform
 from datamodules.shapes.parts import (
@@ -76,10 +75,15 @@ def generate_shape(class_index: int, rng: np.random.Generator, num_points: int =
     return normalize_unit_sphere(pts).astype(np.float32)
 
 
+def balanced_labels(num_per_class: int, key: list[int]) -> np.ndarray:
+    """``num_per_class`` labels of each class, shuffled by ``default_rng(key + [2**31])``."""
+    labels = np.repeat(np.arange(len(CLASS_NAMES), dtype=np.int64), num_per_class)
+    return np.random.default_rng([*key, 2**31]).permutation(labels)
+
+
 def _split_labels(split: str, num_per_class: int, seed: int) -> np.ndarray:
     """Balanced labels in a seed-determined shuffled order."""
-    labels = np.repeat(np.arange(len(CLASS_NAMES), dtype=np.int64), num_per_class)
-    return np.random.default_rng([seed, SPLITS.index(split), 2**31]).permutation(labels)
+    return balanced_labels(num_per_class, [seed, SPLITS.index(split)])
 
 
 def generate_split(
@@ -239,6 +243,8 @@ class SyntheticShapes(PointCloudSet):
 
         self._check_split_name(split)
         if split == "train" and self.fresh_train_each_epoch:
+            from datamodules.procedural_stream import ProceduralClouds
+
             clouds = ProceduralClouds(self.num_train_per_class, self.num_points, self.seed)
             return PointCloudSplit(clouds, clouds.labels(), list(CLASS_NAMES), self.describe())
         loaded = read_modelnet_h5(self.prepare(progress=False), split)

@@ -358,6 +358,11 @@ class LinearProbe(pl.Callback):
     def _split(self, name: str) -> PointCloudSplit:
         if name not in self._splits:
             split = self.data.load(name)
+            if hasattr(split.points, "set_epoch"):
+                raise ValueError(
+                    f"{self._field}.data: {split.source} draws its {name} split afresh every epoch; a probe "
+                    "needs a fixed split (set fresh_train_each_epoch: false for the probe)"
+                )
             split.require_points(self.num_points, f"{self._field}.num_points")
             self._splits[name] = split
         return self._splits[name]

@@ -266,13 +266,21 @@ def test_teacher_batchnorm_uses_batch_statistics_in_training_and_its_own_running
         head=HeadConfig(out_dim=64, hidden_dim=64, bottleneck_dim=32, contrast_dim=16, use_bn=True),
         batch_size=4,
     )
-    trainer = tiny_trainer(tmp_path, max_steps=2)
+    modes = []
+
+    class RecordModes(pl.Callback):  # the teacher's modes as the training steps see them
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            bn = pl_module.teacher.head.mlp[1]
+            modes.append((bn.training, pl_module.teacher.backbone.training, pl_module.teacher.head.training))
+
+    trainer = tiny_trainer(tmp_path, max_steps=2, callbacks=[RecordModes()])
     trainer.fit(model, tiny_data(tiny_modelnet))
     assert trainer.global_step == 2
-    model.on_train_epoch_start()
     bn = model.teacher.head.mlp[1]
-    assert isinstance(bn, torch.nn.BatchNorm1d) and bn.training
-    assert not model.teacher.backbone.training and not model.teacher.head.training  # no drop path
+    assert isinstance(bn, torch.nn.BatchNorm1d)
+    assert modes == [(True, False, False)] * 2  # BatchNorm on batch statistics; no drop path
+    model.train()  # the same mode outside a fit
+    assert bn.training and not model.teacher.backbone.training
     # the teacher's running statistics are its own, not a copy of the student's
     assert not torch.equal(bn.running_mean, model.student.head.mlp[1].running_mean)
     feats = torch.randn(8, model.teacher.backbone.out_dim)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import pytorch_lightning as pl
 import torch
 
@@ -61,3 +62,14 @@ def test_resume_in_the_middle_of_a_streamed_epoch_is_exact(tmp_path, monkeypatch
     """Stop at step 9 (epoch 1 of 7-step epochs), resume: bit-identical, the stream included."""
     stream = _stream(tmp_path, monkeypatch)
     assert_mid_epoch_resume_is_exact(tmp_path, lambda: tiny_data(dataset=stream), stop_step=9, total_steps=14)
+
+
+def test_a_probe_refuses_a_fresh_draw_split_naming_the_field(tmp_path, monkeypatch) -> None:
+    from lightning_modules.probe import LinearProbe
+
+    probe = LinearProbe(data=_stream(tmp_path, monkeypatch), num_points=256)
+    trainer = tiny_trainer(tmp_path, max_steps=1, callbacks=[probe])
+    with pytest.raises(ValueError, match=r"probe.data: .*fresh train draw each epoch.*fresh_train_each_epoch: false"):
+        trainer.fit(tiny_module(), tiny_data(dataset=SyntheticShapes(1, 1, 512)))
+    with pytest.raises(TypeError, match="integer indices only"):
+        ProceduralClouds(1, 64, 0)[0:4]  # slicing, as a probe would
