@@ -153,6 +153,8 @@ class DistillationWithContrast(pl.LightningModule):
             }
         )
         _check_loss_weights(distill.weight, contrast.weight)
+        if contrast.student_views not in ("all", "global"):
+            raise ValueError(f"model.contrast.student_views must be 'all' or 'global', got {contrast.student_views!r}")
         self.head_config = copy.deepcopy(head)
         self.distill_config = copy.deepcopy(distill)
         self.contrast_config = copy.deepcopy(contrast)
@@ -202,7 +204,9 @@ class DistillationWithContrast(pl.LightningModule):
         return loss
 
     def contrastive_loss(self, student_emb: Tensor, teacher_emb: Tensor) -> Tensor:
-        """InfoNCE of each student view against each *other* teacher global view."""
+        """InfoNCE of each student view (or each global one) against each *other* teacher global view."""
+        if self.contrast_config.student_views == "global":
+            student_emb = student_emb[: teacher_emb.shape[0]]
         return multi_view_info_nce(student_emb, teacher_emb, self.contrast_config.temperature)
 
     def total_loss(self, loss_distill: Tensor, loss_contrast: Tensor) -> Tensor:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -90,6 +91,10 @@ class ContrastConfig:
     weight: float = 1.0
     """Weight λ of the contrastive term (0 switches it off: distillation only)."""
     temperature: float = 0.2
+    student_views: Literal["all", "global"] = "all"
+    """Which student views are anchors: ``all`` (global and local crops, each against the
+    teacher's other global views) or ``global`` only, leaving the local-to-global relation
+    to the distillation term alone."""
 
 
 def info_nce(anchors: Tensor, keys: Tensor, temperature: float, gathered: bool = False) -> Tensor:

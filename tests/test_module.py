@@ -205,6 +205,30 @@ def test_loss_weights_scale_each_term_and_zero_switches_it_off(tiny_modelnet, tm
         assert (proj.abs().sum() == 0) == (lam == 0)
 
 
+def test_contrast_on_global_views_leaves_the_local_crops_to_distillation(tiny_modelnet) -> None:
+    """``contrast.student_views: global``: the InfoNCE of the global student views only, so the
+    local crops' embeddings get no contrastive gradient; ``all`` uses them as anchors too."""
+    from lightning_modules.losses import ContrastConfig, multi_view_info_nce
+
+    views = next(iter(_crops(tiny_modelnet)))
+    base = tiny_module()
+    for mode in ("global", "all"):
+        model = dwc.DistillationWithContrast(
+            backbone=base.student.backbone, head=base.head_config, contrast=ContrastConfig(student_views=mode), batch_size=4,
+        )
+        teacher = model.teacher(views["global"])
+        student = model._student_views(views["global"], views["local"]).embedding.detach().requires_grad_(True)
+        loss = model.contrastive_loss(student, teacher.embedding)
+        g = views["global"].shape[0]
+        anchors = student[:g] if mode == "global" else student
+        torch.testing.assert_close(loss, multi_view_info_nce(anchors, teacher.embedding, 0.2))
+        loss.backward()
+        assert (student.grad[g:].abs().sum() == 0) == (mode == "global")
+        assert student.grad[:g].abs().sum() > 0
+    with pytest.raises(ValueError, match="model.contrast.student_views"):
+        dwc.DistillationWithContrast(contrast=ContrastConfig(student_views="local"))
+
+
 def test_loss_weights_are_validated() -> None:
     from lightning_modules.losses import ContrastConfig, DistillConfig
 
