@@ -23,6 +23,7 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from datamodules.errors import DataError
 from datamodules.pointcloud import PointCloudDataModule
+from lightning_modules.checkpoint_encoder import CONFIG_KEY
 from lightning_modules.dist import print_rank_zero
 from lightning_modules.dwc import DistillationWithContrast
 from lightning_modules.probe import LinearProbe
@@ -31,9 +32,6 @@ from lightning_modules.run_folder import ENV_RUN_DIR, RunFolder, RunFolderError,
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 
-
-CONFIG_KEY = "pointdwc_config"
-"""Checkpoint entry holding the run's resolved config as YAML text (plain str: ``weights_only`` loads it)."""
 
 COMMANDS = {
     "fit": "pretrain (each run in its own folder under trainer.default_root_dir, default runs/)",

@@ -103,6 +103,17 @@ def _schedule_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[st
     return changes
 
 
+def _backbone_init_args(backbone: PointBackbone) -> dict[str, Any] | None:
+    """The backbone's constructor arguments (so ``pointdwc embed``/``export`` can rebuild it), if it tells them."""
+    init_args = getattr(backbone, "init_args", None)
+    if init_args is None:
+        return None
+    try:
+        return init_args()
+    except AttributeError:
+        return None
+
+
 def _finite_on_all_ranks(loss: Tensor) -> bool:
     """True when the loss is finite on every rank (all ranks must agree to stop together)."""
     finite = torch.isfinite(loss.detach()).float()
@@ -143,6 +154,7 @@ class DistillationWithContrast(pl.LightningModule):
         self.save_hyperparameters(
             {
                 "backbone": f"{type(backbone).__module__}.{type(backbone).__qualname__}",
+                "backbone_init_args": _backbone_init_args(backbone),
                 "head": asdict(head),
                 "distill": asdict(distill),
                 "contrast": asdict(contrast),
