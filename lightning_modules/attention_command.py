@@ -27,11 +27,10 @@ from jsonargparse import ArgumentParser
 
 from backbones.pretrained import PretrainedError
 from datamodules.dataset import PointCloudSet
-from datamodules.detect import known_sets
 from datamodules.errors import DataError
 from datamodules.point_files import PointFileFolder
 from lightning_modules.checkpoint_encoder import load_checkpoint_encoder
-from lightning_modules.embed_command import choose_device, resolve_input
+from lightning_modules.embed_command import FORMATS, choose_device, resolve_input
 from lightning_modules.render import colormap, render_points, tile
 from lightning_modules.visuals import cls_attention_per_point
 
@@ -60,11 +59,11 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--out", type=str, required=True, help="folder for the PNG files")
     parser.add_subclass_arguments(PointCloudSet, "dataset", required=False,
                                   help="a data set by class path instead of ROOT")
-    parser.add_argument("--format", type=str, choices=["auto", "files", *sorted(known_sets())], default="auto",
+    parser.add_argument("--format", type=Literal[FORMATS], default="auto",  # type: ignore[valid-type]
                         help="how to read ROOT (as in pointdwc embed)")
     parser.add_argument("--split", type=str, default="test", help="split of a data set to draw from (default: test)")
-    parser.add_argument("--index", type=int, nargs="+", default=[], help="positions of the clouds, e.g. --index 0 5")
-    parser.add_argument("--class", dest="classes", type=str, nargs="+", default=[],
+    parser.add_argument("--index", type=int, nargs="+", default=[], metavar="I", help="positions of the clouds, e.g. --index 0 5")
+    parser.add_argument("--class", dest="classes", type=str, nargs="+", default=[], metavar="NAME",
                         help="class names whose first clouds to draw, e.g. --class chair lamp")
     parser.add_argument("--per_class", type=int, default=1, help="clouds per class named with --class")
     parser.add_argument("--network", type=Literal["teacher", "student"], default="teacher")

@@ -46,6 +46,9 @@ from datamodules.point_files import PointFileFolder
 from lightning_modules.checkpoint_encoder import CheckpointEncoder, load_checkpoint_encoder
 from lightning_modules.probe import extract_features
 
+FORMATS = ("auto", "files", *sorted(known_sets()))
+"""``--format``: detect (a known layout, else point files), point files, or a named layout."""
+
 MAX_WARNINGS = 10
 """Skipped files reported one by one; the rest are counted."""
 
@@ -75,11 +78,11 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--out", type=str, required=True, help="HDF5 file to write (e.g. features.h5)")
     parser.add_subclass_arguments(PointCloudSet, "dataset", required=False,
                                   help="a data set by class path instead of ROOT (e.g. datamodules.ScanObjectNN)")
-    parser.add_argument("--format", type=str, choices=["auto", "files", *sorted(known_sets())], default="auto",
+    parser.add_argument("--format", type=Literal[FORMATS], default="auto",  # type: ignore[valid-type]
                         help="how to read ROOT: detect a known layout, else point files (auto), point files, "
                         "or a named layout")
-    parser.add_argument("--splits", type=list[str] | None, default=None,
-                        help="splits of a data set to embed (default: all)")
+    parser.add_argument("--splits", type=str, nargs="+", default=None, metavar="SPLIT",
+                        help="splits of a data set to embed, e.g. --splits test (default: all)")
     parser.add_argument("--network", type=Literal["teacher", "student"], default="teacher",
                         help="whose backbone (default: teacher, the one the probe judges)")
     parser.add_argument("--num_points", type=int, default=1024, help="points per cloud fed to the backbone")

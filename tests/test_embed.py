@@ -65,7 +65,7 @@ def test_a_detected_data_set_gives_the_probes_features(tiny_checkpoint, tiny_mod
 def test_a_data_set_by_class_path_and_the_student(tiny_checkpoint, tmp_path) -> None:
     root = write_scanobjectnn(tmp_path / "h5_files", {"train": 6, "test": 4}, np.random.default_rng(1), points=512)
     got = _embed(tiny_checkpoint, tmp_path / "s.h5", "--dataset", "datamodules.ScanObjectNN", "--dataset.root",
-                 str(root), "--dataset.variant", "obj_only", "--splits", "[test]", "--num_points", "256",
+                 str(root), "--dataset.variant", "obj_only", "--splits", "test", "--num_points", "256",
                  "--network", "student")
     split = ScanObjectNN(str(root), "obj_only").load("test")
     student = load_checkpoint_encoder(tiny_checkpoint, "student").backbone
