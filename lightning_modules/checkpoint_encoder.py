@@ -4,8 +4,8 @@ A checkpoint holds the weights of both networks; to rebuild the backbone it also
 the backbone's class path and init args. They are looked up, in this order, in
 
 1. ``--config`` files given by the user (``configs/default.yaml`` first, as ``fit`` does),
-2. the checkpoint's hyperparameters (``backbone`` and ``backbone_init_args``, recorded
-   since pointdwc keeps them),
+2. the checkpoint's hyperparameters (``backbone``: class path and init args, recorded
+   since pointdwc keeps them; before, only the class path),
 3. the resolved config the CLI puts into each checkpoint (``pointdwc_config``),
 4. the ``config.yaml`` of the run folder the checkpoint lies in (older checkpoints),
 
@@ -108,8 +108,9 @@ def _spec(ckpt: dict[str, Any], path: Path, config_files: list[Path]) -> tuple[s
         if spec is not None:
             return *spec, f"--config {' '.join(map(str, config_files))}"
     hparams = ckpt.get("hyper_parameters") or {}
-    if isinstance(hparams.get("backbone"), str) and isinstance(hparams.get("backbone_init_args"), dict):
-        return hparams["backbone"], dict(hparams["backbone_init_args"]), "the checkpoint's hyperparameters"
+    spec = _backbone_section({"model": hparams})
+    if spec is not None and isinstance(hparams["backbone"].get("init_args"), dict):
+        return *spec, "the checkpoint's hyperparameters"
     if isinstance(ckpt.get(CONFIG_KEY), str):
         spec = _backbone_section(yaml.safe_load(ckpt[CONFIG_KEY]))
         if spec is not None:
@@ -121,7 +122,7 @@ def _spec(ckpt: dict[str, Any], path: Path, config_files: list[Path]) -> tuple[s
             return *spec, str(beside)
     raise PretrainedError(
         f"{path}: the checkpoint does not record its backbone's init args (field 'hyper_parameters."
-        "backbone_init_args'; it predates them) and no config.yaml lies beside its checkpoints/ folder: "
+        "backbone.init_args'; it predates them) and no config.yaml lies beside its checkpoints/ folder: "
         "pass --config with the YAML file(s) it was trained with"
     )
 

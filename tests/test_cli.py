@@ -101,3 +101,20 @@ def test_unknown_option_is_a_clear_cli_error(tmp_path, monkeypatch, capsys) -> N
         run_cli(["fit", "--config", TINY, "--probe.no_such_option", "3"])
     assert exc.value.code != 0
     assert "no_such_option" in capsys.readouterr().err
+
+
+def test_help_lists_every_subcommand(monkeypatch, capsys) -> None:
+    from lightning_modules import cli
+
+    for argv in (["pointdwc"], ["pointdwc", "--help"]):
+        monkeypatch.setattr(sys, "argv", argv)
+        with pytest.raises(SystemExit) as exc:
+            cli.main()
+        assert exc.value.code == 0
+        listed = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
+        assert listed == ["fit", "validate", "test", "predict", "data", "embed", "export", "attention"]
+    for command in ("data", "embed", "export", "attention"):  # each answers its own --help
+        monkeypatch.setattr(sys, "argv", ["pointdwc", command, "--help"])
+        with pytest.raises(SystemExit) as exc:
+            cli.main()
+        assert exc.value.code == 0 and f"pointdwc {command}" in capsys.readouterr().out

@@ -45,7 +45,7 @@ def test_exported_backbone_reproduces_the_checkpoint_features_exactly(tiny_check
 def _without_recorded_backbone(ckpt: Path, out: Path) -> Path:
     """The checkpoint as one made before the backbone's init args were recorded."""
     state = torch.load(ckpt, weights_only=True)
-    del state["hyper_parameters"]["backbone_init_args"]
+    state["hyper_parameters"]["backbone"] = state["hyper_parameters"]["backbone"]["class_path"]  # as it used to be
     state.pop("pointdwc_config", None)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, out)
@@ -56,7 +56,7 @@ def test_a_checkpoint_without_its_backbone_needs_the_config(tiny_checkpoint, tmp
     old = _without_recorded_backbone(tiny_checkpoint, tmp_path / "old.ckpt")
     assert export_main([str(old), str(tmp_path / "a.pt")]) == 1
     err = capsys.readouterr().err
-    assert str(old) in err and "backbone_init_args" in err and "--config" in err
+    assert str(old) in err and "backbone.init_args" in err and "--config" in err
     assert not (tmp_path / "a.pt").exists()
     # the config it was trained with (tiny.yaml over configs/default.yaml, as fit merges them)
     assert export_main([str(old), str(tmp_path / "a.pt"), "--config", TINY]) == 0
