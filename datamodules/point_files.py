@@ -3,7 +3,8 @@
 Users' own data rarely follows a data set's layout: a folder (searched recursively) of
 
 * point files: ``.npy`` (an (N, 3+) array), ``.txt`` / ``.xyz`` / ``.pts`` / ``.csv`` (rows of
-  x y z [more columns], comma- or space-separated, ``#`` comments, an optional count line),
+  x y z [more columns], comma- or space-separated, ``#`` comments, an optional count line
+  or header of column names),
   ``.pcd`` (PCL's format: ascii, binary or binary_compressed) and point-cloud ``.ply``;
 * meshes: ``.obj``, ``.off``, ``.stl``, ``.glb`` and ``.ply`` with faces, surface-sampled
   exactly as :class:`~datamodules.mesh_folder.MeshFolder` does (same seed from the path
@@ -104,6 +105,8 @@ def read_text(path: Path) -> np.ndarray:
         raise DataError(f"{path}: no points (empty file)")
     if len(lines) > 1 and len(re.split(r"[,\s]+", lines[0])) == 1 and len(re.split(r"[,\s]+", lines[1])) > 1:
         lines = lines[1:]  # a count line (.pts)
+    if len(lines) > 1 and re.search(r"[a-df-zA-DF-Z]", lines[0]):
+        lines = lines[1:]  # a header of column names (x,y,z); "e" may be an exponent
     delimiter = "," if "," in lines[0] else None
     try:
         with warnings.catch_warnings():
@@ -306,7 +309,7 @@ class PointFileFolder:
         """Whether a ``.ply`` header declares faces (a mesh) rather than vertices only (a cloud)."""
         try:
             with open(path, "rb") as f:
-                head = f.read(4096)
+                head = f.read(1 << 16)
         except OSError as err:
             raise DataError(f"{path}: unreadable ({err})") from None
         header = head.split(b"end_header", 1)[0]

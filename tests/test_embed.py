@@ -87,8 +87,8 @@ def _point_folder(root: Path, rng: np.random.Generator, points: int) -> dict[str
         clouds[name] = cloud
         if path.suffix == ".npy":
             np.save(path, np.concatenate([cloud, np.ones((points, 3), np.float32)], 1))  # normals are ignored
-        elif path.suffix in (".txt", ".csv"):
-            np.savetxt(path, cloud, fmt="%.9g", delimiter=",", header="x,y,z")
+        elif path.suffix in (".txt", ".csv"):  # a commented header, and a bare one
+            np.savetxt(path, cloud, fmt="%.9g", delimiter=",", header="x,y,z", comments="# " if ".txt" in name else "")
         elif path.suffix == ".xyz":
             np.savetxt(path, cloud, fmt="%.9g")
         elif path.suffix == ".pts":
