@@ -121,6 +121,7 @@ class PointDWCCLI(LightningCLI):
             return
         config = self.config[self.subcommand]
         self._user_config = copy.deepcopy(config)
+        self._user_config.name = None  # run.json keeps it; the saved config, reused, starts a new run
         run = choose_run_folder(config.trainer.get("default_root_dir"), config.get("name"), self.subcommand,
                                 config.get("ckpt_path"))
         point_at_run_folder(config.trainer, run)
@@ -130,7 +131,7 @@ class PointDWCCLI(LightningCLI):
             print(f"run folder: {run.path}" + (" (continued)" if run.resumed else ""), flush=True)
 
     def instantiate_classes(self) -> None:
-        """Build the objects; the saved config is the user's (its root and name, not the run's paths)."""
+        """Build the objects; the saved config is the user's (its root, not the run's paths)."""
         super().instantiate_classes()
         if self.run_folder is not None:
             for callback in self.trainer.callbacks:

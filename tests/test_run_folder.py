@@ -39,7 +39,7 @@ def test_two_runs_started_in_the_same_second_get_their_own_folders(tiny_modelnet
         assert Path(cli.trainer.checkpoint_callback.last_model_path) == folder / "checkpoints" / "last.ckpt"
         assert {Path("config.yaml"), Path("run.json"), Path("checkpoints/last.ckpt")} <= _files(folder)
         assert json.loads((folder / "run.json").read_text())["wandb_id"] == folder.name[-8:]
-    # the saved config is the user's (root and name), so reusing it starts yet another folder
+    # the saved config is the user's (root, no name), so reusing it starts yet another folder
     assert "default_root_dir: runs" in (folders[0] / "config.yaml").read_text()
 
 
@@ -49,6 +49,7 @@ def test_default_root_dir_decides_where_runs_go_and_a_name_is_not_reused(tiny_mo
     folder = tmp_path / "elsewhere" / "baseline"
     assert cli.run_folder.path == folder and (folder / "checkpoints" / "last.ckpt").is_file()
     assert not (tmp_path / "runs").exists()
+    assert "name: null" in (folder / "config.yaml").read_text() and '"name": "baseline"' in (folder / "run.json").read_text()
     with pytest.raises(RunFolderError, match="already holds a run"):
         _fit(tiny_modelnet, "--trainer.default_root_dir", str(tmp_path / "elsewhere"), "--name", "baseline")
 
