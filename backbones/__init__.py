@@ -2,5 +2,6 @@
 
 from backbones.base import BackboneOutput, PointBackbone
 from backbones.point_vit import PointViT
+from backbones.pretrained import load_pretrained
 
-__all__ = ["BackboneOutput", "PointBackbone", "PointViT"]
+__all__ = ["BackboneOutput", "PointBackbone", "PointViT", "load_pretrained"]
