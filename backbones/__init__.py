@@ -1,6 +1,8 @@
 """Point-cloud backbones behind one interface: points (B, N, 3) -> BackboneOutput."""
 
 from backbones.base import BackboneOutput, PointBackbone
+from backbones.dgcnn import DGCNN
 from backbones.point_vit import PointViT
+from backbones.pointnet import PointNet
 
-__all__ = ["BackboneOutput", "PointBackbone", "PointViT"]
+__all__ = ["BackboneOutput", "DGCNN", "PointBackbone", "PointNet", "PointViT"]
