@@ -189,8 +189,14 @@ class DistillationWithContrast(pl.LightningModule):
         set_teacher_mode(self.teacher, training=mode)
         return self
 
+    def on_train_start(self) -> None:
+        """Lightning keeps each module's mode rather than calling ``train()``: set the teacher's.
+        Here as well as at each epoch start, because a run resumed in the middle of an epoch
+        skips ``on_train_epoch_start`` for that epoch."""
+        set_teacher_mode(self.teacher, training=True)
+
     def on_train_epoch_start(self) -> None:
-        """Lightning keeps each module's mode rather than calling ``train()``: set the teacher's."""
+        """Again at every epoch: end-of-epoch probes and pictures put the teacher in eval mode."""
         set_teacher_mode(self.teacher, training=True)
 
     # ------------------------------------------------------------------ the algorithm
