@@ -101,3 +101,26 @@ def test_ddp_fit_with_a_batchnorm_backbone_and_synced_batchnorm(tiny_modelnet, t
     # 24 clouds, batch 4 per rank on 2 ranks: 3 steps per epoch, 2 epochs -> 6 teacher forwards
     assert int(state["teacher.backbone.mlp.0.norm.num_batches_tracked"]) == 6
     assert not torch.equal(state["teacher.backbone.mlp.0.norm.running_mean"], state["student.backbone.mlp.0.norm.running_mean"])
+
+
+@pytest.mark.parametrize(
+    "config, kind, init",
+    [
+        ("pointnet.yaml", "PointNet", {"out_dim": 1024}),
+        ("dgcnn.yaml", "DGCNN", {"k": 10, "out_dim": 1024}),
+        ("pointnet_gpu.yaml", "PointNet", {"out_dim": 1024}),
+        ("dgcnn_gpu.yaml", "DGCNN", {"k": 20, "out_dim": 2048}),
+    ],
+)
+def test_backbone_configs_build_the_configured_model(config, kind, init, tmp_path, monkeypatch) -> None:
+    from lightning_modules.cli import CONFIG_DIR
+    from lightning_modules.sync_batchnorm import GlobalBatchNorm
+
+    monkeypatch.chdir(tmp_path)
+    cli = run_cli(["--config", str(CONFIG_DIR / config), "--trainer.accelerator", "cpu", "--trainer.precision",
+                   "32-true", "--trainer.logger", "false"], run=False)
+    backbone = cli.model.student.backbone
+    assert type(backbone).__name__ == kind
+    assert {k: getattr(backbone, k) for k in init} == init
+    synced = any(isinstance(m, GlobalBatchNorm) for m in cli.model.teacher.modules())
+    assert synced == config.endswith("_gpu.yaml")  # the multi-GPU presets sync BatchNorm
