@@ -8,7 +8,9 @@ is used.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -28,9 +30,33 @@ class BackboneOutput:
 
 
 class PointBackbone(nn.Module):
-    """Base class: subclasses set ``out_dim`` and implement :meth:`forward`."""
+    """Base class: subclasses set ``out_dim`` and implement :meth:`forward`.
+
+    A subclass that keeps each ``__init__`` argument as an attribute of the same name gets
+    :meth:`init_args` for free, so checkpoints and exported files can rebuild it by class
+    path and arguments alone.
+    """
 
     out_dim: int
 
     def forward(self, points: Tensor, return_attention: bool = False) -> BackboneOutput:
         raise NotImplementedError
+
+    def init_args(self) -> dict[str, Any]:
+        """The ``__init__`` arguments that rebuild this backbone (read from same-named attributes).
+
+        Raises:
+            AttributeError: an argument is not kept as an attribute (override this method).
+        """
+        args = {}
+        for name, param in inspect.signature(type(self).__init__).parameters.items():
+            if name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                continue
+            if not hasattr(self, name):
+                raise AttributeError(
+                    f"{type(self).__qualname__} does not keep its argument {name!r} as an attribute; "
+                    "keep it or override init_args()"
+                )
+            value = getattr(self, name)
+            args[name] = list(value) if isinstance(value, tuple) else value
+        return args

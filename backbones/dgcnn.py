@@ -38,7 +38,9 @@ class DGCNN(PointBackbone):
         if k < 1 or not edge_dims:
             raise ValueError(f"DGCNN: k must be >= 1 and edge_dims non-empty, got k={k}, edge_dims={edge_dims}")
         self.k = k
+        self.edge_dims = tuple(edge_dims)
         self.emb_dims = emb_dims
+        self.negative_slope = negative_slope
         self.out_dim = 2 * emb_dims
         widths = [3, *edge_dims]
         self.edge_convs = nn.ModuleList(EdgeConv(a, b, negative_slope) for a, b in zip(widths[:-1], widths[1:]))

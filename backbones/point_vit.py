@@ -46,8 +46,14 @@ class PointViT(PointBackbone):
         super().__init__()
         self.embed_dim = embed_dim
         self.out_dim = 2 * embed_dim
+        self.depth = depth
+        self.num_heads = num_heads
+        self.mlp_ratio = mlp_ratio
         self.group_size = group_size
         self.points_per_patch = points_per_patch
+        self.drop_path = drop_path
+        self.qkv_bias = qkv_bias
+        self.encoder_dims = tuple(encoder_dims)
         self.patch_embed = MiniPointNet(embed_dim, encoder_dims)
         self.pos_embed = nn.Sequential(nn.Linear(3, 128), nn.GELU(), nn.Linear(128, embed_dim))
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))

@@ -28,6 +28,8 @@ class PointNet(PointBackbone):
         super().__init__()
         if not dims:
             raise ValueError("PointNet: dims needs at least one width")
+        self.dims = tuple(dims)
+        self.input_transform = input_transform
         self.out_dim = dims[-1]
         self.tnet = TNet(3) if input_transform else None
         widths = [3, *dims]

@@ -175,6 +175,14 @@ class PointCloudSet(ABC):
         """A short name with the options that select the data, for summaries and messages."""
         return type(self).__name__
 
+    def item_names(self, split: str, count: int) -> list[str]:
+        """A name for each of the ``count`` clouds of the loaded ``split``, in order (``pointdwc embed``).
+
+        ``<split>/<index>`` here; formats that know their files name them (relative path,
+        or ``file.h5[row]``).
+        """
+        return [f"{split}/{i}" for i in range(count)]
+
     @classmethod
     def detect(cls, root: Path) -> list[PointCloudSet]:
         """Instances of this set found in ``root`` (empty when the layout does not match)."""

@@ -114,6 +114,19 @@ def read_shards(
     return (np.concatenate(datas), np.concatenate(labels)) if datas else None
 
 
+def h5_row_names(paths: list[Path], root: Path) -> list[str]:
+    """``<path relative to root>[<row>]`` for every row of the ``data`` field of each h5 file."""
+    import h5py
+
+    names = []
+    for path in paths:
+        with h5py.File(path, "r") as f:
+            rows = int(f["data"].shape[0])
+        rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
+        names += [f"{rel}[{i}]" for i in range(rows)]
+    return names
+
+
 def read_modelnet_h5(root: str | os.PathLike, split: str) -> PointCloudSplit:
     """Load one split of a ModelNet40-HDF5-layout folder into memory."""
     root = existing_root(root)
@@ -138,6 +151,11 @@ class ModelNet40H5(PointCloudSet):
         loaded = read_modelnet_h5(self.root, split)
         loaded.source = f"{self.describe()} at {self.root}"
         return loaded
+
+    def item_names(self, split: str, count: int) -> list[str]:
+        """``<shard>.h5[<row>]`` of every cloud of the split (shards in listing order)."""
+        names = h5_row_names(shard_paths(existing_root(self.root), split), self.root)
+        return names if len(names) == count else super().item_names(split, count)
 
     def check(self, progress: bool = True) -> CheckReport:
         """Every bad listing, shard or field (each shard checked on its own), and the summaries."""

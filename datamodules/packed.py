@@ -143,11 +143,13 @@ class PackedSet(PointCloudSet):
         )
         labels = np.empty(len(items), dtype=np.int64)
         skipped: list[str] = []
+        skipped_files: list[str] = []
         kept = 0
         steps = track(items, description=f"packing {type(self).__name__} {split}", disable=not progress)
         for path, label in steps:
             cloud = self._read_or_skip(path, skipped)
             if cloud is None:
+                skipped_files.append(self._relative(path))
                 continue
             points[kept] = cloud
             labels[kept] = label
@@ -161,7 +163,7 @@ class PackedSet(PointCloudSet):
             del full
             os.replace(out / f"{split}_points.tmp.npy", out / f"{split}_points.npy")
         np.save(out / f"{split}_labels.npy", labels[:kept])
-        return {"count": kept, "skipped": len(skipped)}
+        return {"count": kept, "skipped": len(skipped), "skipped_files": skipped_files}
 
     def _check_skipped(
         self, split: str, items: list[tuple[Path, int]], labels: np.ndarray, skipped: list[str], names: list[str]
@@ -190,6 +192,17 @@ class PackedSet(PointCloudSet):
             raise DataError(f"{folder}: class {names[label]!r} has no readable shape")
 
     # ---------------------------------------------------------------- reading
+    def _relative(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else str(path)
+
+    def item_names(self, split: str, count: int) -> list[str]:
+        """Each packed cloud's file, relative to ``root`` (the listing minus the skipped files)."""
+        meta = json.loads((self.prepare(progress=False) / "meta.json").read_text())
+        skipped = set(meta.get(split, {}).get("skipped_files", []))
+        names = [self._relative(path) for path, _ in self.items(split)]
+        names = [n for n in names if n not in skipped]
+        return names if len(names) == count else super().item_names(split, count)
+
     def load(self, split: str) -> PointCloudSplit:
         """The packed split, memory-mapped (packs it first if needed, without a bar)."""
         self._check_split_name(split)

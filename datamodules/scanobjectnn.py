@@ -19,7 +19,7 @@ from typing import Literal
 
 from datamodules.dataset import PointCloudSet, PointCloudSplit, existing_root
 from datamodules.errors import DataError
-from datamodules.modelnet_h5 import read_shard
+from datamodules.modelnet_h5 import h5_row_names, read_shard
 
 CLASS_NAMES = [
     "bag", "bin", "box", "cabinet", "chair", "desk", "display", "door",
@@ -72,6 +72,11 @@ class ScanObjectNN(PointCloudSet):
 
     def describe(self) -> str:
         return f"ScanObjectNN({self.variant})"
+
+    def item_names(self, split: str, count: int) -> list[str]:
+        """``<file>.h5[<row>]`` of every cloud of the split."""
+        names = h5_row_names([self.file(split)], existing_root(self.root))
+        return names if len(names) == count else super().item_names(split, count)
 
     @classmethod
     def detect(cls, root: Path) -> list[PointCloudSet]:

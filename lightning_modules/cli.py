@@ -1,40 +1,142 @@
-"""The ``pointdwc`` command: LightningCLI with the probe, links and default config."""
+"""The ``pointdwc`` command: LightningCLI with the probe, links and default config.
+
+``fit``, ``validate``, ``test`` and ``predict`` are LightningCLI's; each run writes into its
+own folder (:mod:`lightning_modules.run_folder`). ``data``, ``embed``, ``export`` and
+``attention`` are dispatched to their own modules before LightningCLI parses anything.
+"""
 
 from __future__ import annotations
 
+import copy
+import importlib
+import os
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
+from jsonargparse import Namespace
 from pytorch_lightning import LightningModule, Trainer
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from datamodules.errors import DataError
 from datamodules.pointcloud import PointCloudDataModule
+from lightning_modules.checkpoint_encoder import CONFIG_KEY
 from lightning_modules.dist import print_rank_zero
 from lightning_modules.dwc import DistillationWithContrast
 from lightning_modules.probe import LinearProbe
+from lightning_modules.run_folder import ENV_RUN_DIR, RunFolder, RunFolderError, choose_run_folder
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 
 
+COMMANDS = {
+    "fit": "pretrain (each run in its own folder under trainer.default_root_dir, default runs/)",
+    "validate": "validate a checkpoint (LightningCLI)",
+    "test": "probe a checkpoint (or the random initialisation) on the probe's test split",
+    "predict": "LightningCLI's predict",
+    "data": "check or prepare a data folder (data check|prepare ROOT)",
+    "embed": "features of a data set or a folder of point files / meshes -> one HDF5 file",
+    "export": "the backbone of a checkpoint as a plain PyTorch file (backbones.load_pretrained)",
+    "attention": "pictures of the [CLS] attention of each head of the last block (PNG)",
+}
+"""Every subcommand of ``pointdwc``, for ``pointdwc --help``."""
+
+
 class SaveAndLogConfig(SaveConfigCallback):
-    """Save the resolved config next to the logs and record it in every logger (W&B)."""
+    """Save the resolved config next to the logs, record it in every logger (W&B) and in checkpoints."""
 
     def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:  # noqa: D102
         config = self.config.as_dict()
         for logger in trainer.loggers:
             logger.log_hyperparams({"config": config})
 
+    def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        """Put the config into the checkpoint, so ``embed``/``export`` need nothing but the file."""
+        checkpoint[CONFIG_KEY] = self.parser.dump(self.config, skip_none=False)
+
+
+def _class_of(class_path: str) -> type | None:
+    module, _, name = class_path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return None
+
+
+def _unset(value: object) -> bool:
+    return value is None or value == "" or value == "."
+
+
+def point_at_run_folder(trainer: Namespace, run: RunFolder) -> None:
+    """Send everything a run writes into ``run``: root dir, checkpoints, loggers' files.
+
+    Only values the user left unset are changed (a ModelCheckpoint ``dirpath`` or a
+    logger ``save_dir`` given explicitly is kept); W&B gets the run's id and name.
+    """
+    trainer.default_root_dir = str(run.path)
+    for callback in trainer.get("callbacks") or []:
+        cls = _class_of(callback.get("class_path", "")) if isinstance(callback, Namespace) else None
+        if cls is not None and issubclass(cls, ModelCheckpoint) and _unset(callback.init_args.get("dirpath")):
+            callback.init_args.dirpath = str(run.checkpoints)
+    loggers = trainer.get("logger")
+    for logger in loggers if isinstance(loggers, list) else [loggers]:
+        if not isinstance(logger, Namespace) or "init_args" not in logger:
+            continue
+        args = logger.init_args
+        if "save_dir" in args and _unset(args.save_dir):
+            args.save_dir = str(run.path)
+        if logger.class_path.endswith("WandbLogger"):
+            if args.get("id") is None and args.get("version") is None:
+                args.id = run.wandb_id
+                if run.resumed and args.get("resume") is None:
+                    args.resume = "allow"
+            if args.get("name") is None:
+                args.name = run.name
+
 
 class PointDWCCLI(LightningCLI):
     """LightningCLI with ``--probe.*`` and values that determine others linked."""
 
+    run_folder: RunFolder | None = None
+    """The folder of this run (None when building objects without a subcommand)."""
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(LinearProbe, "probe")
+        parser.add_argument(
+            "--name",
+            type=str | None,
+            default=None,
+            help="Run name: the run's folder under trainer.default_root_dir (default: start time and W&B id).",
+        )
         parser.link_arguments("data.batch_size", "model.batch_size")
         parser.link_arguments("trainer.max_epochs", "model.max_epochs")
+
+    def before_instantiate_classes(self) -> None:
+        """Choose (or, resuming, find) this run's folder and point the trainer's outputs at it."""
+        if self.subcommand is None:  # objects built for a benchmark: it decides where they write
+            return
+        config = self.config[self.subcommand]
+        self._user_config = copy.deepcopy(config)
+        self._user_config.name = None  # run.json keeps it; the saved config, reused, starts a new run
+        run = choose_run_folder(config.trainer.get("default_root_dir"), config.get("name"), self.subcommand,
+                                config.get("ckpt_path"))
+        point_at_run_folder(config.trainer, run)
+        self.run_folder = run
+        os.environ[ENV_RUN_DIR] = str(run.path)  # for the processes a DDP launch starts; reset by run_cli
+        if rank_zero_only.rank == 0:
+            print(f"run folder: {run.path}" + (" (continued)" if run.resumed else ""), flush=True)
+
+    def instantiate_classes(self) -> None:
+        """Build the objects; the saved config is the user's (its root, not the run's paths)."""
+        super().instantiate_classes()
+        if self.run_folder is not None:
+            for callback in self.trainer.callbacks:
+                if isinstance(callback, SaveConfigCallback):
+                    callback.config = self._user_config
 
     def after_fit(self) -> None:
         """Tell the user where the checkpoint is and how to test it."""
@@ -52,29 +154,57 @@ def run_cli(args: list[str] | None = None, run: bool = True) -> PointDWCCLI:
     """
     defaults = [str(DEFAULT_CONFIG)] if DEFAULT_CONFIG.is_file() else []
     subcommands = ("fit", "test", "validate", "predict")
-    kwargs = {sub: {"default_config_files": defaults} for sub in subcommands} if run else {"default_config_files": defaults}
-    return PointDWCCLI(
-        DistillationWithContrast,
-        PointCloudDataModule,
-        parser_kwargs=kwargs,
-        save_config_callback=SaveAndLogConfig,
-        save_config_kwargs={"overwrite": True},
-        args=args,
-        run=run,
-    )
+    kwargs: dict[str, Any] = {"default_config_files": defaults}
+    if run:
+        kwargs = {sub: {"default_config_files": defaults} for sub in subcommands}
+    inherited = os.environ.get(ENV_RUN_DIR)
+    try:
+        return PointDWCCLI(
+            DistillationWithContrast,
+            PointCloudDataModule,
+            parser_kwargs=kwargs,
+            save_config_callback=SaveAndLogConfig,
+            save_config_kwargs={"overwrite": True},
+            args=args,
+            run=run,
+        )
+    finally:  # the next run of this process chooses its own folder
+        if inherited is None:
+            os.environ.pop(ENV_RUN_DIR, None)
+        else:
+            os.environ[ENV_RUN_DIR] = inherited
+
+
+def print_commands() -> None:
+    """``pointdwc`` / ``pointdwc --help``: every subcommand with one line each."""
+    print("usage: pointdwc COMMAND [options]   (pointdwc COMMAND --help for its options)\n")
+    print("commands:")
+    for name, text in COMMANDS.items():
+        print(f"  {name:10s} {text}")
+
+
+OWN_COMMANDS = {
+    "data": "datamodules.data_command",
+    "embed": "lightning_modules.embed_command",
+    "export": "lightning_modules.export_command",
+    "attention": "lightning_modules.attention_command",
+}
+"""Subcommands beside LightningCLI's, each a module with ``main(argv) -> exit status``."""
 
 
 def main() -> None:
     """Entry point of the ``pointdwc`` console script."""
-    if sys.argv[1:2] == ["data"]:  # `pointdwc data check|prepare ROOT`, beside LightningCLI's subcommands
-        from datamodules.data_command import main as data_main
-
-        raise SystemExit(data_main(sys.argv[2:]))
+    if sys.argv[1:] in ([], ["-h"], ["--help"]):
+        print_commands()
+        raise SystemExit(0)
+    if sys.argv[1] in OWN_COMMANDS:
+        module = importlib.import_module(OWN_COMMANDS[sys.argv[1]])
+        raise SystemExit(module.main(sys.argv[2:]))
     # The teacher is kept in eval mode on purpose (no drop path); Lightning warns about it.
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     try:
         run_cli()
-    except (DataError, FloatingPointError) as err:
+    except (DataError, FloatingPointError, RunFolderError) as err:
         print(f"pointdwc: error: {err}", file=sys.stderr)
         raise SystemExit(1) from None
 

@@ -104,6 +104,17 @@ def _schedule_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[st
     return changes
 
 
+def _backbone_spec(backbone: PointBackbone) -> dict[str, Any] | str:
+    """``{class_path, init_args}`` of the backbone (so a checkpoint alone rebuilds it: ``pointdwc
+    embed``/``export``, LightningCLI's ``--ckpt_path``), or its class path if it does not tell its args."""
+    class_path = f"{type(backbone).__module__}.{type(backbone).__qualname__}"
+    init_args = getattr(backbone, "init_args", None)
+    try:
+        return {"class_path": class_path, "init_args": init_args()} if init_args is not None else class_path
+    except AttributeError:
+        return class_path
+
+
 def _finite_on_all_ranks(loss: Tensor) -> bool:
     """True when the loss is finite on every rank (all ranks must agree to stop together)."""
     finite = torch.isfinite(loss.detach()).float()
@@ -147,7 +158,7 @@ class DistillationWithContrast(pl.LightningModule):
         # Plain types only, so checkpoints load with torch.load(weights_only=True).
         self.save_hyperparameters(
             {
-                "backbone": f"{type(backbone).__module__}.{type(backbone).__qualname__}",
+                "backbone": _backbone_spec(backbone),
                 "head": asdict(head),
                 "distill": asdict(distill),
                 "contrast": asdict(contrast),

@@ -154,3 +154,32 @@ def write_mesh_folder(
         for i in range(per_class):
             make(i).export(str(root / name / f"{name}_{i:04d}{extensions[i % len(extensions)]}"))
     return root
+
+
+def lzf_literals(data: bytes) -> bytes:
+    """LZF "compression" made of literal runs only: a valid stream any LZF decoder reads."""
+    out = bytearray()
+    for start in range(0, len(data), 32):
+        chunk = data[start : start + 32]
+        out += bytes([len(chunk) - 1]) + chunk
+    return bytes(out)
+
+
+def write_pcd(path: Path, points: np.ndarray, data: str = "ascii") -> Path:
+    """A PCL ``.pcd`` file with fields x y z intensity (float32), DATA ascii, binary or binary_compressed."""
+    pts = np.concatenate([points, np.linspace(0, 1, len(points))[:, None]], axis=1).astype(np.float32)
+    header = (
+        "# .PCD v0.7 - Point Cloud Data file format\nVERSION 0.7\nFIELDS x y z intensity\nSIZE 4 4 4 4\n"
+        f"TYPE F F F F\nCOUNT 1 1 1 1\nWIDTH {len(pts)}\nHEIGHT 1\nVIEWPOINT 0 0 0 1 0 0 0\nPOINTS {len(pts)}\n"
+        f"DATA {data}\n"
+    )
+    if data == "ascii":
+        body = "\n".join(" ".join(f"{v:.8g}" for v in row) for row in pts).encode() + b"\n"
+    elif data == "binary":
+        body = pts.astype("<f4").tobytes()
+    else:  # one field after the other, LZF-compressed, sizes first
+        raw = np.ascontiguousarray(pts.T).astype("<f4").tobytes()
+        packed = lzf_literals(raw)
+        body = np.array([len(packed), len(raw)], dtype="<u4").tobytes() + packed
+    path.write_bytes(header.encode() + body)
+    return path

@@ -85,7 +85,8 @@ def test_fit_test_and_probe_through_the_cli(backbone, tiny_modelnet, tmp_path, m
     assert type(cli.model.student.backbone).__name__ == {"pointnet": "PointNet", "dgcnn": "DGCNN"}[backbone]
     assert cli.trainer.current_epoch == 2 and "probe/svm_acc" in capsys.readouterr().out
     fitted = float(cli.trainer.callback_metrics["probe/svm_acc"])
-    ckpt = tmp_path / "runs" / "checkpoints" / "last.ckpt"
+    (run,) = (tmp_path / "runs").iterdir()  # this run's own folder
+    ckpt = run / "checkpoints" / "last.ckpt"
     tested = run_cli(["test", *common, "--ckpt_path", str(ckpt)]).trainer.callback_metrics
     assert {"probe/svm_acc", "probe/knn_acc", "test/loss"} <= set(tested)
     assert float(tested["probe/svm_acc"]) == pytest.approx(fitted)  # the teacher's running statistics were saved
@@ -97,7 +98,8 @@ def test_ddp_fit_with_a_batchnorm_backbone_and_synced_batchnorm(tiny_modelnet, t
             "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
     proc = run_console(args, tmp_path)
     assert proc.stdout.count("probe/svm_acc") == 1, proc.stdout[-2000:]
-    state = torch.load(tmp_path / "runs" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    (run,) = (tmp_path / "runs").iterdir()  # both processes wrote into one run folder
+    state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     # 24 clouds, batch 4 per rank on 2 ranks: 3 steps per epoch, 2 epochs -> 6 teacher forwards
     assert int(state["teacher.backbone.mlp.0.norm.num_batches_tracked"]) == 6
     assert not torch.equal(state["teacher.backbone.mlp.0.norm.running_mean"], state["student.backbone.mlp.0.norm.running_mean"])
@@ -124,3 +126,24 @@ def test_backbone_configs_build_the_configured_model(config, kind, init, tmp_pat
     assert {k: getattr(backbone, k) for k in init} == init
     synced = any(isinstance(m, GlobalBatchNorm) for m in cli.model.teacher.modules())
     assert synced == config.endswith("_gpu.yaml")  # the multi-GPU presets sync BatchNorm
+
+
+def test_exported_batchnorm_backbone_carries_the_teachers_own_statistics(tiny_modelnet, tmp_path) -> None:
+    """``pointdwc export`` of a PointNet teacher: its BatchNorm running statistics travel with it,
+    and the exported encoder (eval mode) gives the probe's features exactly."""
+    from backbones import load_pretrained
+    from lightning_modules.export_command import main as export_main
+
+    model = tiny_module(tiny_pointnet())
+    trainer = tiny_trainer(tmp_path, max_steps=2)
+    trainer.fit(model, tiny_data(tiny_modelnet))
+    trainer.save_checkpoint(tmp_path / "bn.ckpt")
+    assert export_main([str(tmp_path / "bn.ckpt"), str(tmp_path / "encoder.pt")]) == 0
+    encoder = load_pretrained(tmp_path / "encoder.pt")
+    assert type(encoder).__name__ == "PointNet" and not any(m.training for m in _norms(encoder))
+    model.eval()
+    points = torch.rand(3, 64, 3)
+    with torch.no_grad():
+        assert torch.equal(encoder(points).global_feature, model.teacher.backbone(points).global_feature)
+    for a, b in zip(_norms(encoder), _norms(model.teacher.backbone)):
+        assert torch.equal(a.running_mean, b.running_mean) and torch.equal(a.running_var, b.running_var)

@@ -21,8 +21,10 @@ def test_fit_then_test_through_the_cli(tiny_modelnet, tmp_path, monkeypatch, cap
     cli = run_cli(["fit", "--config", TINY, "--data.root", root, "--probe.root", root])
     out = capsys.readouterr()
     text = out.out + out.err
-    ckpt = tmp_path / "runs" / "checkpoints" / "last.ckpt"
-    assert ckpt.is_file()
+    (run,) = (tmp_path / "runs").iterdir()  # this run's own folder
+    ckpt = run / "checkpoints" / "last.ckpt"
+    assert ckpt.is_file() and (run / "config.yaml").is_file()
+    assert f"checkpoint: {ckpt}" in out.out and f"pointdwc test --ckpt_path {ckpt}" in out.out
     assert "probe/svm_acc" in text and "probe/knn_acc" in text
     assert "C by stratified 5-fold CV on the train split, test split predicted once" in text  # the protocol
     assert cli.trainer.current_epoch == 2
@@ -34,7 +36,7 @@ def test_fit_then_test_through_the_cli(tiny_modelnet, tmp_path, monkeypatch, cap
     import wandb
 
     wandb.finish()  # flush the run, as the end of the process would
-    (run_dir,) = (tmp_path / "runs" / "wandb").glob("offline-run-*")
+    (run_dir,) = (run / "wandb").glob("offline-run-*")
     keys = (b"train/loss_contrast", b"train/teacher_entropy", b"probe/svm_acc", b"embed_dim", b"crops/views")
     records = _wandb_records(run_dir, keys)
     for key in keys:
@@ -89,7 +91,8 @@ def test_fit_runs_under_ddp_with_two_cpu_processes(tiny_modelnet, tmp_path) -> N
     proc = run_console(args, tmp_path)
     # fitted and printed once (rank 0), checkpoint written
     assert proc.stdout.count("probe/svm_acc") == 1, proc.stdout[-2000:]
-    assert (tmp_path / "runs" / "checkpoints" / "last.ckpt").is_file()
+    (run,) = (tmp_path / "runs").iterdir()  # both processes wrote into one run folder
+    assert (run / "checkpoints" / "last.ckpt").is_file()
 
 
 def test_unknown_option_is_a_clear_cli_error(tmp_path, monkeypatch, capsys) -> None:
@@ -98,3 +101,20 @@ def test_unknown_option_is_a_clear_cli_error(tmp_path, monkeypatch, capsys) -> N
         run_cli(["fit", "--config", TINY, "--probe.no_such_option", "3"])
     assert exc.value.code != 0
     assert "no_such_option" in capsys.readouterr().err
+
+
+def test_help_lists_every_subcommand(monkeypatch, capsys) -> None:
+    from lightning_modules import cli
+
+    for argv in (["pointdwc"], ["pointdwc", "--help"]):
+        monkeypatch.setattr(sys, "argv", argv)
+        with pytest.raises(SystemExit) as exc:
+            cli.main()
+        assert exc.value.code == 0
+        listed = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
+        assert listed == ["fit", "validate", "test", "predict", "data", "embed", "export", "attention"]
+    for command in ("data", "embed", "export", "attention"):  # each answers its own --help
+        monkeypatch.setattr(sys, "argv", ["pointdwc", command, "--help"])
+        with pytest.raises(SystemExit) as exc:
+            cli.main()
+        assert exc.value.code == 0 and f"pointdwc {command}" in capsys.readouterr().out

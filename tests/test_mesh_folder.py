@@ -241,7 +241,11 @@ def test_bad_meshes_are_skipped_with_a_warning_and_counted(tmp_path: Path, cache
     assert "zero or non-finite surface area" in message and "not a readable mesh" in message
     assert train.points.shape == (4, P, 3) and train.labels.tolist() == [0, 0, 1, 1]
     meta = json.loads((data.prepare(progress=False) / "meta.json").read_text())
-    assert meta["train"] == {"count": 4, "skipped": 3} and meta["test"] == {"count": 4, "skipped": 0}
+    skipped = ["box/train/garbage.obj", "box/train/truncated.glb", "sphere/train/degenerate.off"]
+    assert meta["train"] == {"count": 4, "skipped": 3, "skipped_files": skipped}
+    assert meta["test"] == {"count": 4, "skipped": 0, "skipped_files": []}
+    # the packed clouds are named by the files that were kept
+    assert data.item_names("train", 4) == ["box/train/0.obj", "box/train/1.obj", "sphere/train/0.obj", "sphere/train/1.obj"]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,131 @@
+"""A pretrained backbone as a plain PyTorch file: class path, init args and weights.
+
+``pointdwc export CKPT encoder.pt`` writes one; :func:`load_pretrained` turns it back into
+the ready ``nn.Module`` (eval mode) with nothing but PyTorch and this package::
+
+    from backbones import load_pretrained
+    encoder = load_pretrained("encoder.pt")
+    feature = encoder(points).global_feature        # points (B, N, 3), centred, unit sphere
+
+The file holds only plain types and tensors, so ``torch.load(path, weights_only=True)``
+reads it (no pickled code is ever executed).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+FORMAT = "pointdwc-backbone"
+"""Value of the file's ``format`` field."""
+
+VERSION = 1
+"""Bumped when the fields change."""
+
+
+class PretrainedError(ValueError):
+    """A pretrained-backbone file (or what it names) cannot be used; the message names the file and field."""
+
+
+def first_sentence(err: Exception) -> str:
+    """The first sentence of an error (torch's unpickling errors run to a page)."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return text.split(". ")[0][:200]
+
+
+def import_class(class_path: str, where: str) -> type[nn.Module]:
+    """The ``nn.Module`` class at ``class_path`` (``package.module.Class``); ``where`` names its source."""
+    module, _, name = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name) if module else None
+    except (ImportError, AttributeError):
+        cls = None
+    if not isinstance(cls, type) or not issubclass(cls, nn.Module):
+        raise PretrainedError(f"{where}: class_path {class_path!r} is not an importable torch.nn.Module class")
+    return cls
+
+
+def build_backbone(class_path: str, init_args: dict[str, Any], where: str) -> nn.Module:
+    """Instantiate the backbone ``class_path(**init_args)``; ``where`` names the source in errors."""
+    cls = import_class(class_path, where)
+    try:
+        return cls(**init_args)
+    except TypeError as err:
+        raise PretrainedError(f"{where}: init_args do not fit {class_path} ({err})") from None
+
+
+def load_weights(backbone: nn.Module, state_dict: dict[str, torch.Tensor], where: str) -> None:
+    """Load ``state_dict`` strictly; one message listing what does not fit."""
+    own = backbone.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    reshaped = [k for k, v in state_dict.items() if k in own and own[k].shape != v.shape]
+    if missing or unexpected or reshaped:
+        raise PretrainedError(
+            f"{where}: the weights do not fit {type(backbone).__name__}: {len(missing)} missing "
+            f"(e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]}), "
+            f"{len(reshaped)} of another shape (e.g. {reshaped[:2]})"
+        )
+    backbone.load_state_dict(state_dict)
+
+
+def save_pretrained(
+    backbone: nn.Module, path: str | os.PathLike, class_path: str, init_args: dict[str, Any], **source: Any
+) -> Path:
+    """Write the backbone's weights, class path, init args and ``source`` fields (plain types) to ``path``.
+
+    Written to a temporary file in the same folder first, so ``path`` is never half-written.
+    """
+    path = Path(path)
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "class_path": class_path,
+        "init_args": dict(init_args),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in backbone.state_dict().items()},
+        **source,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def read_pretrained(path: str | os.PathLike) -> dict[str, Any]:
+    """The validated contents of a file written by :func:`save_pretrained` (``weights_only`` load)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise PretrainedError(f"{path}: no such file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a corrupt or foreign file
+        reason = f"{type(err).__name__}: {first_sentence(err)}"
+        raise PretrainedError(f"{path}: not a readable PyTorch file ({reason})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        hint = " (a training checkpoint? convert it with `pointdwc export CKPT OUT.pt`)" if (
+            isinstance(payload, dict) and "state_dict" in payload and "format" not in payload
+        ) else ""
+        raise PretrainedError(f"{path}: field 'format' is not {FORMAT!r}: not an exported pointdwc backbone{hint}")
+    if payload.get("version", 0) > VERSION:
+        raise PretrainedError(f"{path}: field 'version' is {payload['version']}, newer than this pointdwc ({VERSION})")
+    for field, kind in (("class_path", str), ("init_args", dict), ("state_dict", dict)):
+        if not isinstance(payload.get(field), kind):
+            raise PretrainedError(f"{path}: field {field!r} is missing or not a {kind.__name__}")
+    return payload
+
+
+def load_pretrained(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
+    """The backbone stored in ``path`` (by ``pointdwc export``), weights loaded, in eval mode."""
+    payload = read_pretrained(path)
+    backbone = build_backbone(payload["class_path"], payload["init_args"], str(path))
+    load_weights(backbone, payload["state_dict"], str(path))
+    return backbone.to(map_location).eval()
