@@ -1,6 +1,7 @@
 """What each loss term adds: ``both``, ``distill`` only, ``contrast`` only and ``random`` init.
 
-Each arm is pretrained at the default budget (``configs/default.yaml`` plus ``--config`` files
+Each arm is pretrained at the default budget of ``--backbone`` (PoinT-ViT: ``configs/default.yaml``;
+PointNet, DGCNN: ``configs/pointnet.yaml``, ``configs/dgcnn.yaml`` on top of it) plus ``--config`` files
 and any overrides after ``--``) for every seed, then the frozen teacher backbone is probed on
 
 * the embedded synthetic set's test split (train split to fit the classifiers), and
@@ -21,6 +22,7 @@ interrupted benchmark continues where it stopped (``--fresh`` starts over).
     python benchmarks/ablation.py                                  # 4 arms x 2 seeds
     python benchmarks/ablation.py --arms both --seeds 0 --tag k1024 -- --model.head.out_dim 1024
     python benchmarks/ablation.py --tag default-p512 --from-saved default --num-points 512
+    python benchmarks/ablation.py --backbone dgcnn --arms both random    # tag 'dgcnn': pretrained vs random init
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.real_meshes import build as build_real_meshes  # noqa: E402
 from datamodules import MeshFolder, PointCloudSet, SyntheticShapes  # noqa: E402
 from lightning_modules.probe import extract_features, linear_svm, weighted_knn  # noqa: E402
+
+BACKBONES = {"vit": None, "pointnet": ROOT / "configs" / "pointnet.yaml", "dgcnn": ROOT / "configs" / "dgcnn.yaml"}
+"""The config each backbone adds on top of ``configs/default.yaml`` (the default is PoinT-ViT)."""
 
 ARMS = {
     "both": [],
@@ -182,8 +187,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--backbone", choices=list(BACKBONES), default="vit",
+                        help="the backbone's CPU preset (vit: configs/default.yaml; else configs/<backbone>.yaml)")
     parser.add_argument("--config", action="append", default=[], help="extra config files on top of the default")
-    parser.add_argument("--tag", default="default", help="name of this recipe in the results file")
+    parser.add_argument("--tag", default=None,
+                        help="name of this recipe in the results file (default: 'default' for vit, else the backbone)")
     parser.add_argument("--num-points", type=int, default=1024, help="points per cloud fed to the probed backbone")
     parser.add_argument("--no-real", action="store_true", help="probe the synthetic set only")
     parser.add_argument("--no-baseline", action="store_true", help="skip the random-init PointNet (another tag has it)")
@@ -197,7 +205,10 @@ def main() -> None:
     )
     args, extra = parser.parse_known_args()
     extra = [e for e in extra if e != "--"]
-    config = [x for c in args.config for x in ("--config", c)]
+    if args.tag is None:
+        args.tag = "default" if args.backbone == "vit" else args.backbone
+    preset = [str(BACKBONES[args.backbone])] if BACKBONES[args.backbone] else []
+    config = [x for c in [*preset, *args.config] for x in ("--config", c)]
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
 
@@ -249,7 +260,7 @@ def main() -> None:
 
     recorded = {" ".join(v.get("overrides", [])) for k, v in results.items() if k.startswith(f"{args.tag}/")}
     recorded.discard("")
-    print(f"\nrecipe '{args.tag}' (overrides: {'; '.join(sorted(recorded)) or 'none'}); probe: linear SVM with C by 5-fold CV on "
+    print(f"\nbackbone {args.backbone}, recipe '{args.tag}' (overrides: {'; '.join(sorted(recorded)) or 'none'}); probe: linear SVM with C by 5-fold CV on "
           f"the train split, test split once (real: pooled, 5-fold stratified CV, C chosen inside each fold); "
           f"kNN k=20; {args.num_points} points per cloud; mean ± std over seeds {args.seeds}")
     print(table(results, args.arms, list(sets), args.seeds, args.tag))

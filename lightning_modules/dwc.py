@@ -33,6 +33,7 @@ from lightning_modules.losses import ContrastConfig, DistillationLoss, DistillCo
 from lightning_modules.network import Network
 from lightning_modules.rng import capture_rng_state, restore_rng_state
 from lightning_modules.schedules import CosineSchedule, LinearWarmup
+from lightning_modules.sync_batchnorm import convert_to_global_batchnorm
 
 
 @dataclass
@@ -135,6 +136,9 @@ class DistillationWithContrast(pl.LightningModule):
         batch_size: per-device batch size (linked from ``data.batch_size``), for lr scaling.
         max_epochs: length of the schedules (linked from ``trainer.max_epochs``); defaults
             to the trainer's.
+        sync_batchnorm: under DDP, normalise every BatchNorm layer of the student and the
+            teacher with the statistics of the global batch (all ranks); see
+            :mod:`lightning_modules.sync_batchnorm`. No effect in one process.
     """
 
     def __init__(
@@ -147,6 +151,7 @@ class DistillationWithContrast(pl.LightningModule):
         teacher: TeacherConfig = TeacherConfig(),
         batch_size: int = 64,
         max_epochs: int | None = None,
+        sync_batchnorm: bool = False,
     ) -> None:
         super().__init__()
         backbone = backbone if backbone is not None else PointViT()
@@ -161,6 +166,7 @@ class DistillationWithContrast(pl.LightningModule):
                 "teacher": asdict(teacher),
                 "batch_size": batch_size,
                 "max_epochs": max_epochs,
+                "sync_batchnorm": sync_batchnorm,
             }
         )
         _check_loss_weights(distill.weight, contrast.weight)
@@ -174,6 +180,8 @@ class DistillationWithContrast(pl.LightningModule):
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.student = Network(backbone, self.head_config)
+        if sync_batchnorm:
+            convert_to_global_batchnorm(self.student)  # the teacher below is a copy: converted too
         self.teacher = copy.deepcopy(self.student)
         self.momentum_pairs = [(self.student.backbone, self.teacher.backbone), (self.student.head, self.teacher.head)]
         init_teacher(self.momentum_pairs)
@@ -192,8 +200,14 @@ class DistillationWithContrast(pl.LightningModule):
         set_teacher_mode(self.teacher, training=mode)
         return self
 
+    def on_train_start(self) -> None:
+        """Lightning keeps each module's mode rather than calling ``train()``: set the teacher's.
+        Here as well as at each epoch start, because a run resumed in the middle of an epoch
+        skips ``on_train_epoch_start`` for that epoch."""
+        set_teacher_mode(self.teacher, training=True)
+
     def on_train_epoch_start(self) -> None:
-        """Lightning keeps each module's mode rather than calling ``train()``: set the teacher's."""
+        """Again at every epoch: end-of-epoch probes and pictures put the teacher in eval mode."""
         set_teacher_mode(self.teacher, training=True)
 
     # ------------------------------------------------------------------ the algorithm

@@ -7,20 +7,30 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 
-from backbones import PointViT
+from backbones import DGCNN, PointBackbone, PointNet, PointViT
 from datamodules import CropSpec, MultiCropConfig, PointCloudDataModule, PointCloudSet
 from lightning_modules.dwc import DistillationWithContrast, OptimConfig
 from lightning_modules.heads import HeadConfig
 
 
-def tiny_module(**optim: float) -> DistillationWithContrast:
-    """A PoinT-ViT small enough to train a few steps in a second."""
+def tiny_module(backbone: PointBackbone | None = None, **optim: float) -> DistillationWithContrast:
+    """A PoinT-ViT (or ``backbone``) small enough to train a few steps in a second."""
     return DistillationWithContrast(
-        backbone=PointViT(embed_dim=32, depth=1, num_heads=2, group_size=8, encoder_dims=(16, 32)),
+        backbone=backbone or PointViT(embed_dim=32, depth=1, num_heads=2, group_size=8, encoder_dims=(16, 32)),
         head=HeadConfig(out_dim=64, hidden_dim=64, bottleneck_dim=32, contrast_dim=16),
         optim=OptimConfig(**{"warmup_epochs": 1, **optim}),
         batch_size=4,
     )
+
+
+def tiny_pointnet() -> PointNet:
+    """A PointNet (BatchNorm after every layer) a few channels wide."""
+    return PointNet(dims=(8, 16, 32))
+
+
+def tiny_dgcnn() -> DGCNN:
+    """A DGCNN (BatchNorm over edges and points, dynamic graph) a few channels wide."""
+    return DGCNN(k=4, edge_dims=(8, 8, 16), emb_dims=16)
 
 
 def tiny_data(root: Path | None = None, batch_size: int = 4, dataset: PointCloudSet | None = None) -> PointCloudDataModule:
@@ -50,20 +60,30 @@ def tiny_trainer(tmp_path: Path, **kwargs) -> pl.Trainer:
 
 
 def fit_seeded(
-    root: Path, data: PointCloudDataModule, callbacks: list | None = None, ckpt_path: str | None = None, **trainer_kw
+    root: Path,
+    data: PointCloudDataModule,
+    callbacks: list | None = None,
+    ckpt_path: str | None = None,
+    make_model: Callable[[], DistillationWithContrast] = tiny_module,
+    **trainer_kw,
 ) -> tuple[DistillationWithContrast, pl.Trainer]:
-    """Seed 0, a fresh :func:`tiny_module`, fit on ``data`` (optionally resumed); model and trainer."""
+    """Seed 0, a fresh ``make_model()`` (:func:`tiny_module`), fit on ``data`` (optionally resumed)."""
     pl.seed_everything(0)
-    model = tiny_module()
+    model = make_model()
     trainer = tiny_trainer(root, callbacks=callbacks or [], **trainer_kw)
     trainer.fit(model, data, ckpt_path=ckpt_path)
     return model, trainer
 
 
 def assert_mid_epoch_resume_is_exact(
-    tmp_path: Path, make_data: Callable[[], PointCloudDataModule], stop_step: int, total_steps: int
+    tmp_path: Path,
+    make_data: Callable[[], PointCloudDataModule],
+    stop_step: int,
+    total_steps: int,
+    make_model: Callable[[], DistillationWithContrast] = tiny_module,
 ) -> None:
-    """Two epochs straight through vs stopped after ``stop_step`` and resumed: bit-identical."""
+    """Two epochs straight through vs stopped after ``stop_step`` and resumed: bit-identical
+    (every tensor of the state dict: student, teacher, their BatchNorm statistics, centre)."""
     import torch
 
     class StopAt(pl.Callback):
@@ -72,9 +92,11 @@ def assert_mid_epoch_resume_is_exact(
                 trainer.save_checkpoint(tmp_path / "mid.ckpt")
                 trainer.should_stop = True
 
-    straight, t_straight = fit_seeded(tmp_path / "a", make_data(), max_epochs=2)
-    fit_seeded(tmp_path / "b", make_data(), [StopAt()], max_epochs=2)
-    resumed, t_resumed = fit_seeded(tmp_path / "c", make_data(), ckpt_path=str(tmp_path / "mid.ckpt"), max_epochs=2)
+    straight, t_straight = fit_seeded(tmp_path / "a", make_data(), make_model=make_model, max_epochs=2)
+    fit_seeded(tmp_path / "b", make_data(), [StopAt()], make_model=make_model, max_epochs=2)
+    resumed, t_resumed = fit_seeded(
+        tmp_path / "c", make_data(), ckpt_path=str(tmp_path / "mid.ckpt"), make_model=make_model, max_epochs=2
+    )
     assert t_straight.global_step == t_resumed.global_step == total_steps
     for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
         assert torch.equal(a, b), name
