@@ -100,16 +100,21 @@ def save_pretrained(
     return path
 
 
+def load_torch_file(path: Path, what: str = "PyTorch file", missing: str = "no such file") -> Any:
+    """``torch.load(weights_only=True)`` on CPU; a missing or unreadable file is one PretrainedError."""
+    if not path.is_file():
+        raise PretrainedError(f"{path}: {missing}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a corrupt or foreign file
+        reason = f"{type(err).__name__}: {first_sentence(err)}"
+        raise PretrainedError(f"{path}: not a readable {what} ({reason})") from None
+
+
 def read_pretrained(path: str | os.PathLike) -> dict[str, Any]:
     """The validated contents of a file written by :func:`save_pretrained` (``weights_only`` load)."""
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise PretrainedError(f"{path}: no such file")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for a corrupt or foreign file
-        reason = f"{type(err).__name__}: {first_sentence(err)}"
-        raise PretrainedError(f"{path}: not a readable PyTorch file ({reason})") from None
+    payload = load_torch_file(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         hint = " (a training checkpoint? convert it with `pointdwc export CKPT OUT.pt`)" if (
             isinstance(payload, dict) and "state_dict" in payload and "format" not in payload

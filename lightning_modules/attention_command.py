@@ -30,7 +30,7 @@ from datamodules.dataset import PointCloudSet
 from datamodules.errors import DataError
 from datamodules.point_files import PointFileFolder
 from lightning_modules.checkpoint_encoder import load_checkpoint_encoder
-from lightning_modules.embed_command import FORMATS, choose_device, resolve_input
+from lightning_modules.embed_command import add_input_arguments, choose_device, resolve_input
 from lightning_modules.render import colormap, render_points, tile
 from lightning_modules.visuals import cls_attention_per_point
 
@@ -53,14 +53,7 @@ def build_parser() -> ArgumentParser:
         prog="pointdwc attention",
         description="PNG pictures of the [CLS] attention of each head of the backbone's last block.",
     )
-    parser.add_argument("root", nargs="?", type=str | None, default=None,
-                        help="data folder: a known layout (detected) or a plain folder of point files / meshes")
-    parser.add_argument("--ckpt_path", type=str, required=True, help="the training checkpoint (.ckpt)")
-    parser.add_argument("--out", type=str, required=True, help="folder for the PNG files")
-    parser.add_subclass_arguments(PointCloudSet, "dataset", required=False,
-                                  help="a data set by class path instead of ROOT")
-    parser.add_argument("--format", type=Literal[FORMATS], default="auto",  # type: ignore[valid-type]
-                        help="how to read ROOT (as in pointdwc embed)")
+    add_input_arguments(parser, "folder for the PNG files")
     parser.add_argument("--split", type=str, default="test", help="split of a data set to draw from (default: test)")
     parser.add_argument("--index", type=int, nargs="+", default=[], metavar="I", help="positions of the clouds, e.g. --index 0 5")
     parser.add_argument("--class", dest="classes", type=str, nargs="+", default=[], metavar="NAME",

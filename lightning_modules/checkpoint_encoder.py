@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
 import yaml
 from torch import nn
 
-from backbones.pretrained import PretrainedError, first_sentence, build_backbone, load_weights
+from backbones.pretrained import PretrainedError, build_backbone, load_torch_file, load_weights
 
 Network = Literal["teacher", "student"]
 
@@ -64,13 +63,7 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def _read_checkpoint(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise PretrainedError(f"{path}: checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for a corrupt or foreign file
-        reason = f"{type(err).__name__}: {first_sentence(err)}"
-        raise PretrainedError(f"{path}: not a readable PyTorch checkpoint ({reason})") from None
+    ckpt = load_torch_file(path, "PyTorch checkpoint", "checkpoint not found")
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise PretrainedError(f"{path}: field 'state_dict' is missing: not a Lightning checkpoint")
     return ckpt

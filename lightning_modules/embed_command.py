@@ -67,20 +67,25 @@ class Embedding:
     """(name, reason) of each file left out."""
 
 
-def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(
-        prog="pointdwc embed",
-        description="Frozen features of a data set or a folder of point files / meshes, into one HDF5 file.",
-    )
+def add_input_arguments(parser: ArgumentParser, out_help: str) -> None:
+    """ROOT, ``--ckpt_path``, ``--out``, ``--dataset`` and ``--format``: what ``embed`` and ``attention`` read."""
     parser.add_argument("root", nargs="?", type=str | None, default=None,
                         help="data folder: a known layout (detected) or a plain folder of point files / meshes")
     parser.add_argument("--ckpt_path", type=str, required=True, help="the training checkpoint (.ckpt)")
-    parser.add_argument("--out", type=str, required=True, help="HDF5 file to write (e.g. features.h5)")
+    parser.add_argument("--out", type=str, required=True, help=out_help)
     parser.add_subclass_arguments(PointCloudSet, "dataset", required=False,
                                   help="a data set by class path instead of ROOT (e.g. datamodules.ScanObjectNN)")
     parser.add_argument("--format", type=Literal[FORMATS], default="auto",  # type: ignore[valid-type]
                         help="how to read ROOT: detect a known layout, else point files (auto), point files, "
                         "or a named layout")
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="pointdwc embed",
+        description="Frozen features of a data set or a folder of point files / meshes, into one HDF5 file.",
+    )
+    add_input_arguments(parser, "HDF5 file to write (e.g. features.h5)")
     parser.add_argument("--splits", type=str, nargs="+", default=None, metavar="SPLIT",
                         help="splits of a data set to embed, e.g. --splits test (default: all)")
     parser.add_argument("--network", type=Literal["teacher", "student"], default="teacher",
