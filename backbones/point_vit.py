@@ -114,7 +114,7 @@ class PointViT(PointBackbone):
 
 
 def evenly_spaced_blocks(depth: int, count: int = 3) -> list[int]:
-    """``count`` block indices spread over ``depth`` blocks, the last one included (12 blocks: 3, 7, 11 as Point-MAE)."""
+    """``count`` block indices spread over ``depth`` blocks, the last included (12 blocks: 3, 7, 11, as Point-MAE)."""
     if depth < 1 or count < 1:
         raise ValueError(f"need depth >= 1 and count >= 1, got {depth}, {count}")
     return [max(0, math.floor(depth * (k + 1) / count + 0.5) - 1) for k in range(count)]

@@ -161,7 +161,8 @@ class ShapeNetPart(PointCloudSet):
         except (OSError, UnicodeDecodeError, ValueError) as err:
             raise DataError(f"{listing}: not a readable JSON list ({err})") from None
         if not isinstance(entries, list):
-            raise DataError(f"{listing}: expected a JSON list of 'shape_data/<synset>/<token>', got {type(entries).__name__}")
+            kind = type(entries).__name__
+            raise DataError(f"{listing}: expected a JSON list of 'shape_data/<synset>/<token>', got {kind}")
         index = {synset: c for c, synset in enumerate(table.synsets)}
         other = set(release_parts()) | set(self._own_synsets())
         items = []

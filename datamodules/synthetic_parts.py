@@ -80,7 +80,9 @@ def write_synthetic_parts(
     lines = [f"{name}\t{synthetic_synset(name)}" for name, _ in PART_CLASSES]
     (root / SYNSET_FILE).write_text("\n".join(lines) + "\n")
     table = global_part_ids()
-    parts_lines = [f"{synthetic_synset(name)}\t{pid}\t{part}" for name, ids in table.items() for part, pid in ids.items()]
+    parts_lines = [
+        f"{synthetic_synset(name)}\t{pid}\t{part}" for name, ids in table.items() for part, pid in ids.items()
+    ]
     (root / PARTS_FILE).write_text("\n".join(parts_lines) + "\n")
     (root / SPLIT_DIR).mkdir(exist_ok=True)
     for name, _ in PART_CLASSES:

@@ -24,7 +24,7 @@ from torchmetrics import Metric
 
 
 def restricted_argmax(logits: Tensor, category: Tensor, part_mask: Tensor) -> Tensor:
-    """(B, N, P) logits, (B,) category indices, (C, P) bool allowed parts -> (B, N) part ids of each shape's category."""
+    """(B, N, P) logits, (B,) categories, (C, P) bool allowed parts -> (B, N) part ids of each shape's category."""
     allowed = part_mask.to(logits.device)[category]  # (B, P)
     return logits.masked_fill(~allowed[:, None, :], float("-inf")).argmax(dim=-1)
 

@@ -34,7 +34,8 @@ def test_a_shape_predicted_entirely_as_one_part() -> None:
 def test_inst_and_cls_miou_hand_computed() -> None:
     metric = PartMIoU(MASK)
     # A: 1.0 and 2/3 (first test); B: 0.25
-    metric.update(torch.tensor([[0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 0, 0]]), torch.tensor([[0, 0, 1, 1, 2, 2], [0, 0, 1, 1, 1, 0]]), torch.tensor([0, 0]))
+    pred = torch.tensor([[0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 0, 0]])
+    metric.update(pred, torch.tensor([[0, 0, 1, 1, 2, 2], [0, 0, 1, 1, 1, 0]]), torch.tensor([0, 0]))
     metric.update(torch.tensor([[3, 3, 3, 3]]), torch.tensor([[3, 3, 4, 4]]), torch.tensor([1]))
     out = metric.compute()
     a = (1.0 + 2 / 3) / 2
@@ -96,7 +97,9 @@ def test_equals_the_fields_loop_over_batches_and_split_states() -> None:
     category = torch.randint(0, 16, (40,), generator=gen)
     allowed = torch.from_numpy(mask)[category]
     # the truth: parts of the shape's category, some parts missing in some shapes
-    target = torch.stack([torch.nonzero(a).flatten()[torch.randint(0, int(a.sum()), (200,), generator=gen)] for a in allowed])
+    target = torch.stack(
+        [torch.nonzero(a).flatten()[torch.randint(0, int(a.sum()), (200,), generator=gen)] for a in allowed]
+    )
     target[::3] = target[::3].clamp(max=target[::3].min(dim=1, keepdim=True).values)  # one-part shapes
     logits = torch.randn(40, 200, 50, generator=gen) + 2.0 * torch.nn.functional.one_hot(target, 50)
     pred = restricted_argmax(logits, category, torch.from_numpy(mask))

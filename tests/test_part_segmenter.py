@@ -62,7 +62,8 @@ def test_per_point_features_end_with_the_backbones_tokens(make) -> None:
 
 def test_idw_propagation_equals_brute_force() -> None:
     gen = torch.Generator().manual_seed(1)
-    query, positions, features = torch.randn(2, 50, 3, generator=gen), torch.randn(2, 9, 3, generator=gen), torch.randn(2, 9, 5, generator=gen)
+    query, positions = torch.randn(2, 50, 3, generator=gen), torch.randn(2, 9, 3, generator=gen)
+    features = torch.randn(2, 9, 5, generator=gen)
     out = idw_propagate(query, positions, features)
     expected = torch.empty_like(out)
     for b in range(2):

@@ -28,7 +28,8 @@ def cache(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture()
 def release(tmp_path, cache) -> Path:
-    return write_shapenet_part(tmp_path / "shapenetcore_partanno_segmentation_benchmark_v0_normal", PER_SPLIT, np.random.default_rng(0))
+    folder = tmp_path / "shapenetcore_partanno_segmentation_benchmark_v0_normal"
+    return write_shapenet_part(folder, PER_SPLIT, np.random.default_rng(0))
 
 
 def _rows(root: Path, name: str) -> np.ndarray:

@@ -228,7 +228,8 @@ def kettle(rng: np.random.Generator) -> list[Part]:
     ys = h * uniform(rng, 0.2, 0.45)
     rs = float(np.interp(ys, heights, radii))
     a, length, sr = uniform(rng, 0.5, 1.0), r * uniform(rng, 0.5, 0.9), r * uniform(rng, 0.12, 0.22)
-    spout = frustum(sr, sr * 0.45, length).moved((-rs * 0.85, ys, 0.0), rotation_from_y((-math.cos(a), math.sin(a), 0.0)))
+    spout_axis = rotation_from_y((-math.cos(a), math.sin(a), 0.0))
+    spout = frustum(sr, sr * 0.45, length).moved((-rs * 0.85, ys, 0.0), spout_axis)
     parts.append(spout.named("spout"))
     tube = uniform(rng, 0.06, 0.1)
     if rng.random() < 0.6:  # side handle opposite the spout

@@ -126,7 +126,8 @@ def _chair_like(rng: np.random.Generator, arms: bool) -> list[Part]:
     Parts: seat, back, leg (legs and stretchers, the swivel base or the sled), arm (armchairs).
     """
     sh, sw, sd, st = uniform(rng, 0.42, 0.5), uniform(rng, 0.42, 0.56), uniform(rng, 0.4, 0.55), uniform(rng, 0.03, 0.08)
-    seat = [prism(rounded_rect_polygon(sw, sd, uniform(rng, 0.0, 0.1)), st).moved((0.0, sh - st / 2, 0.0)).named("seat")]
+    seat_shape = prism(rounded_rect_polygon(sw, sd, uniform(rng, 0.0, 0.1)), st)
+    seat = [seat_shape.moved((0.0, sh - st / 2, 0.0)).named("seat")]
     under = sh - st
     back = named_all(_chair_back(rng, sw, sh, sd), "back")
     parts: list[Part] = []  # the supports
