@@ -9,7 +9,9 @@ from datamodules.modelnet_resampled import ModelNetResampled
 from datamodules.pointcloud import PointCloudDataModule
 from datamodules.scanobjectnn import ScanObjectNN
 from datamodules.shapenet55 import ShapeNet55
+from datamodules.shapenet_part import ShapeNetPart
 from datamodules.synthetic import SyntheticShapes
+from datamodules.synthetic_parts import SyntheticParts
 
 __all__ = [
     "CropSpec",
@@ -24,5 +26,7 @@ __all__ = [
     "PointCloudSplit",
     "ScanObjectNN",
     "ShapeNet55",
+    "ShapeNetPart",
+    "SyntheticParts",
     "SyntheticShapes",
 ]
