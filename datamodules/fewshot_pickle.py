@@ -35,12 +35,16 @@ ALLOWED_GLOBALS = frozenset(
 """What a fold file may reference: numpy's array, dtype and scalar reconstructors (numpy 1 and 2 names)."""
 
 
+class RefusedGlobal(pickle.UnpicklingError):
+    """The pickle references something other than numpy's array, dtype and scalar reconstructors."""
+
+
 class ArraysOnlyUnpickler(pickle.Unpickler):
     """Unpickles numpy arrays, numpy scalars and builtin containers; refuses every other global."""
 
     def find_class(self, module: str, name: str) -> Any:  # noqa: D102
         if (module, name) not in ALLOWED_GLOBALS:
-            raise pickle.UnpicklingError(f"{module}.{name}")
+            raise RefusedGlobal(f"{module}.{name}")
         return super().find_class(module, name)
 
 
@@ -51,7 +55,7 @@ def load_arrays_pickle(path: Path) -> Any:
     try:
         data = path.read_bytes()
         return ArraysOnlyUnpickler(io.BytesIO(data)).load()
-    except pickle.UnpicklingError as err:
+    except RefusedGlobal as err:
         raise DataError(
             f"{path}: not a few-shot fold pickle: it references {err}, which a fold never holds "
             "(only numpy arrays, numpy scalars, tuples, lists and dicts are read)"
