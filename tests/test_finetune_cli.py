@@ -109,3 +109,22 @@ def test_bad_input_is_one_message(tiny_modelnet, tiny_checkpoint, tmp_path, monk
     assert f"pointdwc finetune: error: {foreign}: neither a pointdwc pretraining checkpoint" in capsys.readouterr().err
     assert finetune_main([*base, "--ckpt", str(tiny_checkpoint), "--model.backbone.init_args.embed_dim", "48"]) == 1
     assert "embed_dim: 32 in the file vs 48 configured" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("configs", "epochs", "dataset"),
+    [
+        (["vit_small.yaml", "modelnet40.yaml"], 300, "ModelNet40H5"),
+        (["vit_small.yaml", "scanobjectnn.yaml"], 300, "ScanObjectNN(pb_t50_rs)"),
+        (["fewshot.yaml", "fewshot_vit_small.yaml"], 150, "SyntheticShapes(seed=0, 2048 points)"),
+    ],
+)
+def test_paper_scale_configs_build_point_maes_recipe(configs, epochs, dataset) -> None:
+    folder = Path(__file__).parents[1] / "configs" / "finetune"
+    args = [x for c in configs for x in ("--config", str(folder / c))] + ["--trainer.accelerator", "cpu"]
+    cli = run_finetune(args, run=False)
+    backbone, optim = cli.model.backbone, cli.model.optim_config
+    assert (backbone.embed_dim, backbone.depth, backbone.num_heads, backbone.drop_path) == (384, 12, 6, 0.1)
+    assert (optim.lr, optim.weight_decay, optim.warmup_epochs) == (5e-4, 0.05, 10)
+    assert cli.trainer.max_epochs == epochs and cli.datamodule.batch_size == 32
+    assert cli.datamodule.dataset.describe() == dataset and cli.datamodule.num_points in (1024, 2048)
