@@ -72,6 +72,8 @@ def print_report(dataset: PointCloudSet, report: CheckReport, num_points: int | 
             problems.append(
                 f"{dataset.describe()}: {s.split} clouds have {s.points_per_cloud} points, fewer than the {num_points} requested"
             )
+    for note in report.notes:
+        print(f"  {note}")
     return problems
 
 
