@@ -2,7 +2,7 @@
 
 ``fit``, ``validate``, ``test`` and ``predict`` are LightningCLI's; each run writes into its
 own folder (:mod:`lightning_modules.run_folder`). ``data``, ``embed``, ``export``,
-``attention``, ``finetune`` and ``fewshot`` are dispatched to their own modules before
+``attention``, ``finetune``, ``fewshot`` and ``partseg`` are dispatched to their own modules before
 LightningCLI parses anything.
 """
 
@@ -45,6 +45,7 @@ COMMANDS = {
     "attention": "pictures of the [CLS] attention of each head of the last block (PNG)",
     "finetune": "fine-tune for classification (fit|validate|test): val split selects, test split once, --seeds",
     "fewshot": "W-way S-shot classification over folds (frozen features or fine-tuning), mean ± std",
+    "partseg": "fine-tune for part segmentation (fit|validate|test): Inst./Cls. mIoU, val split selects, test once",
 }
 """Every subcommand of ``pointdwc``, for ``pointdwc --help``."""
 
@@ -202,6 +203,7 @@ OWN_COMMANDS = {
     "attention": "lightning_modules.attention_command",
     "finetune": "lightning_modules.finetune_command",
     "fewshot": "lightning_modules.fewshot_command",
+    "partseg": "lightning_modules.partseg_command",
 }
 """Subcommands beside LightningCLI's, each a module with ``main(argv) -> exit status``."""
 
