@@ -72,6 +72,8 @@ def print_report(dataset: PointCloudSet, report: CheckReport, num_points: int | 
             problems.append(
                 f"{dataset.describe()}: {s.split} clouds have {s.points_per_cloud} points, fewer than the {num_points} requested"
             )
+    for note in report.notes:
+        print(f"  {note}")
     return problems
 
 
@@ -87,8 +89,6 @@ def run_check(args: argparse.Namespace) -> int:
             print(f"  warning: {w.message}")
         for problem in problems:
             print(f"  error: {problem}")
-        for line in report.details:
-            print(f"  {line}")
         print("  usable" if not problems else f"  NOT usable: {len(problems)} problem(s)")
         all_problems += problems
     return 1 if all_problems else 0

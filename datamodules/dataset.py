@@ -131,8 +131,8 @@ class CheckReport:
 
     problems: list[str]
     summaries: list[SplitSummary]
-    details: list[str] = field(default_factory=list)
-    """Further lines a format reports (e.g. part ids and points per shape of a segmentation set)."""
+    notes: list[str] = field(default_factory=list)
+    """Facts about the layout beyond the splits (e.g. the folds of a few-shot setting, the part ids of a segmentation set)."""
 
 
 class PointCloudSet(ABC):

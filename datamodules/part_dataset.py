@@ -11,7 +11,10 @@ tensors:
   ``"fixed"`` the same points every time (:func:`~datamodules.part_split.fixed_rng`: the
   clouds :class:`~datamodules.shapenet_part.ShapeNetPart`'s ``load`` serves);
 - ``num_points=None`` gives every original point (a varying count): batch those with
-  :func:`collate_parts`, which pads and adds a ``mask``.
+  :func:`collate_parts`, which pads and adds a ``mask``;
+- ``every_point=True`` adds every original point to a resampled sample (``all_points``,
+  ``all_parts``): the network sees the 2048 points, and its labels are propagated to and
+  scored on all of them (``all_mask`` after :func:`collate_parts`).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ class PartShapes(Dataset):
         seed: of the draws.
         replace: resample with replacement (the field's loaders) or distinct points where possible.
         normals: also return each point's normal.
+        every_point: also return every original point and its part (``all_points``, ``all_parts``).
     """
 
     def __init__(
@@ -49,6 +53,7 @@ class PartShapes(Dataset):
         seed: int = 0,
         replace: bool = True,
         normals: bool = False,
+        every_point: bool = False,
     ) -> None:
         if resample not in ("random", "fixed"):
             raise ValueError(f"resample must be 'random' or 'fixed', got {resample!r}")
@@ -60,6 +65,7 @@ class PartShapes(Dataset):
         self.seed = seed
         self.replace = replace
         self.normals = normals
+        self.every_point = every_point and num_points is not None
         self.epoch = 0
         self._starts = np.cumsum([0, *(len(s) for s in self.splits)])
 
@@ -97,27 +103,40 @@ class PartShapes(Dataset):
         }
         if self.normals:
             sample["normals"] = torch.from_numpy(np.ascontiguousarray(shape.normals, dtype=np.float32))
+        if self.every_point:
+            split, i = self.locate(int(index))
+            whole = split.shape(i)
+            sample["all_points"] = torch.from_numpy(np.ascontiguousarray(whole.points, dtype=np.float32))
+            sample["all_parts"] = torch.from_numpy(np.asarray(whole.parts, dtype=np.int64))
         return sample
 
 
+def _lengths_mask(samples: list[dict[str, Tensor]], key: str) -> Tensor:
+    """(B, longest) bool: the real rows of field ``key`` in each sample."""
+    lengths = torch.tensor([len(s[key]) for s in samples])
+    return torch.arange(int(lengths.max()))[None] < lengths[:, None]
+
+
 def collate_parts(samples: list[dict[str, Tensor]]) -> dict[str, Tensor]:
-    """Stack samples, padding per-point fields to the longest shape; ``mask`` (B, N) marks real points.
+    """Stack samples, padding each per-point field to its longest; ``mask`` (B, N) marks real points.
 
     Padding repeats each shape's first point (label included), so a padded cloud has no
-    point where it had none; metrics and losses must use ``mask``.
+    point where it had none; metrics and losses must use ``mask`` (``all_mask`` for the
+    ``all_*`` fields of every original point).
     """
-    longest = max(len(s["points"]) for s in samples)
     batch: dict[str, Tensor] = {}
     for key in samples[0]:
         values = [s[key] for s in samples]
         if values[0].ndim == 0:
             batch[key] = torch.stack(values)
             continue
+        longest = max(len(v) for v in values)
         padded = []
         for v in values:
             pad = longest - len(v)
             padded.append(torch.cat([v, v[:1].expand(pad, *v.shape[1:])]) if pad else v)
         batch[key] = torch.stack(padded)
-    lengths = torch.tensor([len(s["points"]) for s in samples])
-    batch["mask"] = torch.arange(longest)[None] < lengths[:, None]
+    batch["mask"] = _lengths_mask(samples, "points")
+    if "all_points" in samples[0]:
+        batch["all_mask"] = _lengths_mask(samples, "all_points")
     return batch

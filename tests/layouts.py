@@ -236,3 +236,57 @@ def write_shapenet_part(
         path = root / "train_test_split" / f"shuffled_{split}_file_list.json"
         path.write_text(json.dumps([entries[k] for k in order]))
     return root
+
+
+def write_modelnet_fewshot(
+    root: Path,
+    settings: list[tuple[int, int]],
+    folds: int,
+    points: int = 64,
+    num_classes: int = 8,
+    train_per_class: int = 12,
+    test_per_class: int = 22,
+    eval_sample: int = 20,
+    seed: int = 0,
+) -> Path:
+    """``ModelNetFewshot/<W>way_<S>shot/<fold>.pkl`` as Point-BERT's generator writes them.
+
+    As that script does: the source clouds are float32 (P, 6) arrays (xyz and normals) with
+    int32 labels of shape (1,); per class a train and a test pool; for each fold the class
+    keys are shuffled with Python's ``random``, the first W taken, S train and ``eval_sample``
+    test entries ``(points, i, key)`` appended (``i`` a Python int, ``key`` the numpy label
+    ``label[0]``), both lists shuffled, and ``{'train': ..., 'test': ...}`` pickled with the
+    default protocol into ``f'{way}way_{shot}shot/{fold}.pkl'``.
+    """
+    import pickle
+    import random
+
+    rng = np.random.default_rng(seed)
+    random.seed(seed)
+    pools: dict[str, dict[np.int32, list[np.ndarray]]] = {"train": {}, "test": {}}
+    for split, per_class in (("train", train_per_class), ("test", test_per_class)):
+        clouds, labels = blob_clouds(per_class * num_classes, points, num_classes, rng)
+        for cloud, label in zip(clouds, labels):
+            normals = cloud / np.linalg.norm(cloud, axis=1, keepdims=True)
+            row = np.concatenate([cloud * 3.0 + 0.5, normals], axis=1).astype(np.float32)  # not unit-sphere, as released
+            key = np.asarray([label], dtype=np.int32)[0]
+            pools[split].setdefault(key, []).append(row)
+    for way, shot in settings:
+        folder = root / f"{way}way_{shot}shot"
+        folder.mkdir(parents=True, exist_ok=True)
+        for fold in range(folds):
+            train_dataset, test_dataset = [], []
+            keys = list(pools["train"].keys())
+            random.shuffle(keys)
+            for i, key in enumerate(keys[:way]):
+                train_list = list(pools["train"][key])
+                random.shuffle(train_list)
+                train_dataset += [(data, i, key) for data in train_list[:shot]]
+                test_list = list(pools["test"][key])
+                random.shuffle(test_list)
+                test_dataset += [(data, i, key) for data in test_list[:eval_sample]]
+            random.shuffle(train_dataset)
+            random.shuffle(test_dataset)
+            with open(folder / f"{fold}.pkl", "wb") as f:
+                pickle.dump({"train": train_dataset, "test": test_dataset}, f)
+    return root
