@@ -178,7 +178,8 @@ class FineTuneClassifier(pl.LightningModule):
         """Compute (synchronised over ranks), log in percent, reset."""
         for name, metric in metrics.items():
             if metric.update_count or self.trainer.world_size > 1:  # every rank joins the synchronisation
-                self.log(name.replace("_", "/", 1), metric.compute() * 100.0, prog_bar=name == "val_acc")
+                # compute() synchronised the states: every rank logs the same value (sync_dist averages equals)
+                self.log(name.replace("_", "/", 1), metric.compute() * 100.0, prog_bar=name == "val_acc", sync_dist=True)
             metric.reset()
 
     def on_train_epoch_end(self) -> None:

@@ -1,7 +1,7 @@
 """Test-time voting: the class probabilities averaged over augmented passes, evaluated once.
 
 Point-MAE's voting evaluates the test set with ``N`` scale-and-translate augmented copies of
-each cloud; its released script repeats that whole evaluation 300 times and keeps the best
+each cloud; its released test script repeats that whole evaluation 299 times and keeps the best
 accuracy, a maximum over test-set evaluations. Here the ``votes`` passes are averaged
 (softmax probabilities) into one prediction per shape, and the test split is scored once.
 """

@@ -128,3 +128,21 @@ def test_paper_scale_configs_build_point_maes_recipe(configs, epochs, dataset) -
     assert (optim.lr, optim.weight_decay, optim.warmup_epochs) == (5e-4, 0.05, 10)
     assert cli.trainer.max_epochs == epochs and cli.datamodule.batch_size == 32
     assert cli.datamodule.dataset.describe() == dataset and cli.datamodule.num_points in (1024, 2048)
+
+
+def test_seeds_under_ddp_with_two_cpu_processes(tmp_path) -> None:
+    from tests.layouts import blob_clouds, write_modelnet_h5
+    from tests.test_cli import run_console
+
+    rng = np.random.default_rng(0)  # 13 test shapes: a padding sampler would count one twice on 2 ranks
+    root = write_modelnet_h5(tmp_path / "modelnet40_ply_hdf5_2048", ["a", "b", "c"],
+                             {"train": blob_clouds(24, 256, 3, rng), "test": blob_clouds(13, 256, 3, rng)})
+    args = ["finetune", "fit", "--config", TINY, "--data.root", str(root), "--trainer.strategy", "ddp",
+            "--trainer.devices", "2", "--trainer.accelerator", "cpu", "--seeds", "0", "1", "--trainer.max_epochs", "1"]
+    proc = run_console(args, tmp_path)
+    assert proc.stdout.count("mean ± std (n=2)") == 1  # printed once, by rank 0
+    (group,) = (tmp_path / "runs" / "finetune").iterdir()  # both processes wrote into one group, one folder per seed
+    assert sorted(p.name for p in group.iterdir() if p.is_dir()) == ["seed0", "seed1"]
+    runs = json.loads((group / "summary.json").read_text())["runs"]
+    accuracies = [r[which]["metrics"]["test/acc"] for r in runs for which in ("last", "selected")]
+    assert all(abs(a * 13 / 100 - round(a * 13 / 100)) < 1e-4 for a in accuracies)  # k of 13, each shape once
