@@ -69,12 +69,23 @@ class PointViT(PointBackbone):
         """Patches used for a cloud of ``num_points`` points."""
         return max(1, num_points // self.points_per_patch)
 
-    def forward(self, points: Tensor, return_attention: bool = False) -> BackboneOutput:
-        """(B, N, 3) points -> global feature (B, 2D), tokens (B, 1+M, D), attention."""
+    def group(self, points: Tensor) -> tuple[Tensor, Tensor]:
+        """FPS + kNN patches of (B, N, 3) points: ``(neighbourhoods (B, M, k, 3), centres (B, M, 3))``."""
+        return group_patches(points, self.num_patches(points.shape[1]), min(self.group_size, points.shape[1]))
+
+    def forward(
+        self, points: Tensor, return_attention: bool = False, patches: tuple[Tensor, Tensor] | None = None
+    ) -> BackboneOutput:
+        """(B, N, 3) points -> global feature (B, 2D), tokens (B, 1+M, D), attention.
+
+        ``patches``: :meth:`group` of these points, when already computed (shared by networks
+        that see the same points).
+        """
         if points.ndim != 3 or points.shape[-1] != 3:
             raise ValueError(f"PointViT expects points of shape (B, N, 3), got {tuple(points.shape)}")
-        k = min(self.group_size, points.shape[1])
-        neighborhoods, centers = group_patches(points, self.num_patches(points.shape[1]), k)
+        if patches is not None and patches[1].shape[:2] != (points.shape[0], self.num_patches(points.shape[1])):
+            raise ValueError(f"patches of shape {tuple(patches[1].shape)} do not belong to points {tuple(points.shape)}")
+        neighborhoods, centers = patches if patches is not None else self.group(points)
         tokens = self.patch_embed(neighborhoods.to(points.dtype)) + self.pos_embed(centers.to(points.dtype))
         b = tokens.shape[0]
         x = torch.cat([(self.cls_token + self.cls_pos).expand(b, -1, -1), tokens], dim=1)
