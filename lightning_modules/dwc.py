@@ -436,12 +436,14 @@ class DistillationWithContrast(pl.LightningModule):
         )
 
     # ------------------------------------------------------------------ helpers
-    def _student_views(self, global_views: Tensor, local_views: Tensor, patches: Any | None = None) -> HeadOutput:
+    def _student_views(
+        self, global_views: Tensor, local_views: Tensor, patches: Any | None = None, local_patches: Any | None = None
+    ) -> HeadOutput:
         """Student outputs of the global then local views, batched per crop size (``patches``:
-        the global views' grouping, shared with the teacher)."""
+        the global views' grouping, shared with the teacher; ``local_patches``: the local ones')."""
         outs = [self.student(global_views, patches)]
         if local_views.shape[0] > 0:
-            outs.append(self.student(local_views))
+            outs.append(self.student(local_views, local_patches))
         return HeadOutput(
             torch.cat([o.logits for o in outs]), torch.cat([o.embedding for o in outs])
         )
