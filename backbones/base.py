@@ -42,6 +42,16 @@ class PointBackbone(nn.Module):
     def forward(self, points: Tensor, return_attention: bool = False) -> BackboneOutput:
         raise NotImplementedError
 
+    def group(self, points: Tensor) -> Any | None:
+        """The part of the forward that depends on the points alone, not on the weights
+        (PoinT-ViT: the FPS + kNN patches), or None when there is none.
+
+        A backbone that returns something here accepts it back as ``forward(points,
+        patches=...)`` and then skips that work: the teacher and the student see the same
+        global crops and share it (:class:`~lightning_modules.network.Network`).
+        """
+        return None
+
     def init_args(self) -> dict[str, Any]:
         """The ``__init__`` arguments that rebuild this backbone (read from same-named attributes).
 

@@ -72,19 +72,30 @@ class PointViT(PointBackbone):
         """Patches used for a cloud of ``num_points`` points."""
         return max(1, num_points // self.points_per_patch)
 
-    def _embed(self, points: Tensor) -> tuple[Tensor, Tensor]:
+    def group(self, points: Tensor) -> tuple[Tensor, Tensor]:
+        """FPS + kNN patches of (B, N, 3) points: ``(neighbourhoods (B, M, k, 3), centres (B, M, 3))``."""
+        return group_patches(points, self.num_patches(points.shape[1]), min(self.group_size, points.shape[1]))
+
+    def _embed(self, points: Tensor, patches: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
         """(B, N, 3) points -> the transformer's input ([CLS] + patch tokens, (B, 1+M, D)) and the centres (B, M, 3)."""
         if points.ndim != 3 or points.shape[-1] != 3:
             raise ValueError(f"PointViT expects points of shape (B, N, 3), got {tuple(points.shape)}")
-        k = min(self.group_size, points.shape[1])
-        neighborhoods, centers = group_patches(points, self.num_patches(points.shape[1]), k)
+        if patches is not None and patches[1].shape[:2] != (points.shape[0], self.num_patches(points.shape[1])):
+            raise ValueError(f"patches of shape {tuple(patches[1].shape)} do not belong to points {tuple(points.shape)}")
+        neighborhoods, centers = patches if patches is not None else self.group(points)
         tokens = self.patch_embed(neighborhoods.to(points.dtype)) + self.pos_embed(centers.to(points.dtype))
         b = tokens.shape[0]
         return torch.cat([(self.cls_token + self.cls_pos).expand(b, -1, -1), tokens], dim=1), centers
 
-    def forward(self, points: Tensor, return_attention: bool = False) -> BackboneOutput:
-        """(B, N, 3) points -> global feature (B, 2D), tokens (B, 1+M, D), attention."""
-        x, centers = self._embed(points)
+    def forward(
+        self, points: Tensor, return_attention: bool = False, patches: tuple[Tensor, Tensor] | None = None
+    ) -> BackboneOutput:
+        """(B, N, 3) points -> global feature (B, 2D), tokens (B, 1+M, D), attention.
+
+        ``patches``: :meth:`group` of these points, when already computed (shared by networks
+        that see the same points).
+        """
+        x, centers = self._embed(points, patches)
         attn = None
         for i, block in enumerate(self.blocks):
             x, a = block(x, return_attention and i == len(self.blocks) - 1)

@@ -3,7 +3,8 @@
 Per step (``training_step``):
 
 1. the teacher embeds the G global crops (no gradient);
-2. the student embeds all G + L crops;
+2. the student embeds all G + L crops (the FPS + kNN grouping of the global crops is
+   computed once and shared with the teacher: same points, same patches);
 3. L = w · L_distill(student, teacher) + λ · L_contrast(student, teacher);
 4. the optimizer steps the student (lr / weight-decay schedules, per-parameter clipping,
    last layer frozen for the first steps);
@@ -116,6 +117,16 @@ def _backbone_spec(backbone: PointBackbone) -> dict[str, Any] | str:
         return class_path
 
 
+def _compile_backend(compile: bool | str) -> str:
+    """The ``torch.compile`` backend ``model.compile`` names (``true``: inductor), or one clear error."""
+    if compile is True:
+        return "inductor"
+    backends = torch._dynamo.list_backends(exclude_tags=())
+    if compile not in backends:
+        raise ValueError(f"model.compile: {compile!r} is not a torch.compile backend; use true or one of {backends}")
+    return str(compile)
+
+
 def _finite_on_all_ranks(loss: Tensor) -> bool:
     """True when the loss is finite on every rank (all ranks must agree to stop together)."""
     finite = torch.isfinite(loss.detach()).float()
@@ -140,6 +151,12 @@ class DistillationWithContrast(pl.LightningModule):
         sync_batchnorm: under DDP, normalise every BatchNorm layer of the student and the
             teacher with the statistics of the global batch (all ranks); see
             :mod:`lightning_modules.sync_batchnorm`. No effect in one process.
+        compile: ``torch.compile`` the backbone + head of the student and of the teacher
+            (``true``: inductor; a string names another backend, e.g. ``aot_eager`` to check
+            graph capture without generating code), one static-shape graph per crop
+            resolution; see :meth:`~lightning_modules.network.Network.compile_forward`. Off by
+            default: measured no faster on a 2-core CPU once compiled, and its compile time
+            exceeded the gain there (README, "Benchmarks").
     """
 
     def __init__(
@@ -153,6 +170,7 @@ class DistillationWithContrast(pl.LightningModule):
         batch_size: int = 64,
         max_epochs: int | None = None,
         sync_batchnorm: bool = False,
+        compile: bool | str = False,
     ) -> None:
         super().__init__()
         backbone = backbone if backbone is not None else PointViT()
@@ -168,6 +186,7 @@ class DistillationWithContrast(pl.LightningModule):
                 "batch_size": batch_size,
                 "max_epochs": max_epochs,
                 "sync_batchnorm": sync_batchnorm,
+                "compile": compile,
             }
         )
         _check_loss_weights(distill.weight, contrast.weight)
@@ -184,6 +203,10 @@ class DistillationWithContrast(pl.LightningModule):
         if sync_batchnorm:
             convert_to_global_batchnorm(self.student)  # the teacher below is a copy: converted too
         self.teacher = copy.deepcopy(self.student)
+        if compile:
+            backend = _compile_backend(compile)
+            self.student.compile_forward(backend)
+            self.teacher.compile_forward(backend)
         self.momentum_pairs = [(self.student.backbone, self.teacher.backbone), (self.student.head, self.teacher.head)]
         init_teacher(self.momentum_pairs)
         set_teacher_mode(self.teacher, training=False)
@@ -217,9 +240,10 @@ class DistillationWithContrast(pl.LightningModule):
         global_views, local_views = batch["global"], batch["local"]
         step = self.global_step
         teacher_temp = self.schedules.teacher_temp(step) if self.schedules else self.distill_config.teacher_temp
+        patches = self.student.group(global_views)  # one FPS + kNN of the global crops for both networks
         with torch.no_grad():
-            teacher_out = self.teacher(global_views)
-        student_out = self._student_views(global_views, local_views)
+            teacher_out = self.teacher(global_views, patches)
+        student_out = self._student_views(global_views, local_views, patches)
         loss_distill = self.distill_loss(student_out.logits, teacher_out.logits, teacher_temp)
         loss_contrast = self.contrastive_loss(student_out.embedding, teacher_out.embedding)
         loss = self.total_loss(loss_distill, loss_contrast)
@@ -269,8 +293,9 @@ class DistillationWithContrast(pl.LightningModule):
         self._eval_step(batch, "test")
 
     def _eval_step(self, batch: dict[str, Tensor], stage: str) -> None:
-        teacher_out = self.teacher(batch["global"])
-        student_out = self._student_views(batch["global"], batch["local"])
+        patches = self.student.group(batch["global"])
+        teacher_out = self.teacher(batch["global"], patches)
+        student_out = self._student_views(batch["global"], batch["local"], patches)
         loss_distill = self.distill_loss(student_out.logits, teacher_out.logits, self.distill_config.teacher_temp)
         loss_contrast = self.contrastive_loss(student_out.embedding, teacher_out.embedding)
         loss = self.total_loss(loss_distill, loss_contrast)
@@ -402,11 +427,14 @@ class DistillationWithContrast(pl.LightningModule):
         )
 
     # ------------------------------------------------------------------ helpers
-    def _student_views(self, global_views: Tensor, local_views: Tensor) -> HeadOutput:
-        """Student outputs of the global then local views, batched per crop size."""
-        outs = [self.student(global_views)]
+    def _student_views(
+        self, global_views: Tensor, local_views: Tensor, patches: Any | None = None, local_patches: Any | None = None
+    ) -> HeadOutput:
+        """Student outputs of the global then local views, batched per crop size (``patches``:
+        the global views' grouping, shared with the teacher; ``local_patches``: the local ones')."""
+        outs = [self.student(global_views, patches)]
         if local_views.shape[0] > 0:
-            outs.append(self.student(local_views))
+            outs.append(self.student(local_views, local_patches))
         return HeadOutput(
             torch.cat([o.logits for o in outs]), torch.cat([o.embedding for o in outs])
         )

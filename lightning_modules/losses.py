@@ -67,14 +67,9 @@ class DistillationLoss(nn.Module):
             raise ValueError("DistillationLoss expects view-major logits (V, B, K) and (G, B, K)")
         student_logp = F.log_softmax(student_logits.float() / self.student_temp, dim=-1)
         teacher_p = self.teacher_probs(teacher_logits.detach(), teacher_temp)
-        total, pairs = student_logits.new_zeros((), dtype=torch.float32), 0
-        for g in range(teacher_p.shape[0]):
-            for v in range(student_logp.shape[0]):
-                if v == g:
-                    continue
-                total = total + (-teacher_p[g] * student_logp[v]).sum(dim=-1).mean()
-                pairs += 1
-        return total / pairs
+        # every (g, v) cross-entropy in one product instead of a Python loop over the pairs
+        cross = -torch.einsum("gbk,vbk->gv", teacher_p, student_logp) / student_logp.shape[1]
+        return cross[other_view_mask(*cross.shape, cross.device)].mean()
 
     @torch.no_grad()
     def update_center(self, teacher_logits: Tensor) -> None:
@@ -117,13 +112,18 @@ def multi_view_info_nce(student_emb: Tensor, teacher_emb: Tensor, temperature: f
 
     ``student_emb`` (V, B, E) holds the G global views first; ``teacher_emb`` (G, B, E)
     is the teacher's (no gradient: the teacher is an EMA). Its keys are gathered from all
-    ranks once for all G views, not once per pair.
+    ranks once for all G views, not once per pair, and all pairs' logits are one product.
     """
-    keys = all_gather_no_grad(teacher_emb.detach(), dim=1)
-    total, pairs = student_emb.new_zeros((), dtype=torch.float32), 0
-    for g in range(teacher_emb.shape[0]):
-        for v in range(student_emb.shape[0]):
-            if v != g:
-                total = total + info_nce(student_emb[v], keys[g], temperature, gathered=True)
-                pairs += 1
-    return total / pairs
+    keys = all_gather_no_grad(teacher_emb.detach(), dim=1).float()  # (G, world·B, E)
+    (v, b, _), g = student_emb.shape, keys.shape[0]
+    # the logits of every (v, g) pair in one product: (V, G, B, world·B)
+    logits = torch.einsum("vbe,gne->vgbn", student_emb.float(), keys) / temperature
+    labels = (torch.arange(b, device=logits.device) + rank() * b).repeat(v * g)
+    per_pair = F.cross_entropy(logits.flatten(0, 2), labels, reduction="none").view(v, g, b).mean(-1)
+    return per_pair.T[other_view_mask(g, v, per_pair.device)].mean()
+
+
+def other_view_mask(teacher_views: int, student_views: int, device: torch.device) -> Tensor:
+    """(G, V) mask of the (teacher view g, student view v) pairs with v ≠ g (the G global views come first)."""
+    g = torch.arange(teacher_views, device=device)[:, None]
+    return g != torch.arange(student_views, device=device)[None, :]

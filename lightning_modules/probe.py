@@ -31,6 +31,7 @@ from backbones.base import PointBackbone
 from datamodules.dataset import PointCloudSet, PointCloudSplit
 from datamodules.detect import resolve_dataset
 from lightning_modules.dist import gather_objects, is_distributed, print_rank_zero, rank, world_size
+from lightning_modules.feature_cache import FeatureCache
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -332,6 +333,7 @@ class LinearProbe(pl.Callback):
         self.batch_size = batch_size
         self._field = field
         self._splits: dict[str, PointCloudSplit] = {}
+        self._cache = FeatureCache()  # both splits' features, until the network's weights change
         self.last: ProbeResult | None = None
 
     def protocol(self) -> str:
@@ -389,14 +391,19 @@ class LinearProbe(pl.Callback):
 
     # ------------------------------------------------------------------ the probe
     def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> ProbeResult:
-        """Embed both splits, fit on rank 0, return the accuracies on every rank.
+        """Embed both splits (again only if the network changed), fit on rank 0, return the
+        accuracies on every rank.
 
         Rank 0 also warns when the probe is at chance (:meth:`_warn_if_at_chance`).
         """
         net = pl_module.teacher if self.use_teacher else pl_module.student
         train, test = self._split("train"), self._split("test")
-        train_x = self._features(net.backbone, train, pl_module.device)
-        test_x = self._features(net.backbone, test, pl_module.device)
+        train_x, test_x = (
+            self._cache.get(
+                net.backbone, trainer.global_step, name, lambda s=split: self._features(net.backbone, s, pl_module.device)
+            )
+            for name, split in (("train", train), ("test", test))
+        )
         result: list[ProbeResult | None] = [None]
         if trainer.is_global_zero:
             result = [self._classify(train_x, train.labels, test_x, test.labels, trainer.global_step)]

@@ -74,3 +74,36 @@ def test_vit_small_preset_size() -> None:
     vit = PointViT(embed_dim=384, depth=12, num_heads=6)
     params = sum(p.numel() for p in vit.parameters()) / 1e6
     assert 20 < params < 24  # ViT-S, ≈22M
+
+
+def test_patch_embedding_equals_the_concat_formula_with_its_gradients() -> None:
+    """The pooled half of the layer after the concat runs once per patch: same function, same parameters."""
+    from backbones.patch_embed import MiniPointNet
+
+    torch.manual_seed(0)
+    net = MiniPointNet(24, (8, 16))
+    x = torch.randn(2, 5, 7, 3)
+
+    def concat_formula() -> torch.Tensor:  # Point-BERT's: cat([pooled expanded to every point, f]) -> MLP -> max
+        f = net.first(x)
+        return net.second(torch.cat([f.amax(dim=2, keepdim=True).expand_as(f), f], dim=-1)).amax(dim=2)
+
+    ours, ref = net(x), concat_formula()
+    assert ours.shape == (2, 5, 24)
+    torch.testing.assert_close(ours, ref)
+    grads = torch.autograd.grad(ours.square().sum(), list(net.parameters()))
+    ref_grads = torch.autograd.grad(ref.square().sum(), list(net.parameters()))
+    for g, r in zip(grads, ref_grads):
+        torch.testing.assert_close(g, r)
+
+
+def test_vit_with_precomputed_patches_gives_identical_outputs() -> None:
+    """forward(points, patches=group(points)) is the forward that groups the points itself, bit for bit."""
+    torch.manual_seed(0)
+    vit = PointViT(embed_dim=32, depth=2, num_heads=2, group_size=8, encoder_dims=(16, 32), drop_path=0.0)
+    pts = torch.rand(3, 128, 3)
+    patches = vit.group(pts)
+    assert patches[0].shape == (3, 8, 8, 3) and patches[1].shape == (3, 8, 3)
+    assert torch.equal(vit(pts, patches=patches).global_feature, vit(pts).global_feature)
+    with pytest.raises(ValueError, match="do not belong to points"):
+        vit(pts[:2], patches=patches)

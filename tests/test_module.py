@@ -319,3 +319,34 @@ def test_teacher_batchnorm_uses_batch_statistics_in_training_and_its_own_running
     with torch.no_grad():
         a, b = hidden(feats), hidden(shifted)
     assert not torch.allclose(a, b, atol=1e-2)  # running statistics: it does not
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\(\)`")
+def test_teacher_and_student_share_one_grouping_of_the_global_crops(tiny_modelnet, monkeypatch) -> None:
+    """A step groups the global crops once (not once per network) and the outputs are the
+    ones each network gets grouping the crops itself, bit for bit."""
+    from backbones import point_vit
+
+    model = tiny_module()
+    views = model_views(tiny_modelnet)
+    calls = []
+    real_group = point_vit.group_patches
+    monkeypatch.setattr(point_vit, "group_patches", lambda pts, m, k: (calls.append(pts.shape), real_group(pts, m, k))[1])
+    model.training_step(views, 0)
+    g, b, n = views["global"].shape[:3]
+    loc, n_loc = views["local"].shape[0], views["local"].shape[2]
+    assert calls == [(g * b, n, 3), (loc * b, n_loc, 3)]  # global crops once, local crops once
+
+    patches = model.student.group(views["global"])
+    with torch.no_grad():
+        for net in (model.student, model.teacher):
+            shared, own = net(views["global"], patches), net(views["global"])
+            assert torch.equal(shared.logits, own.logits) and torch.equal(shared.embedding, own.embedding)
+
+
+def model_views(root) -> dict[str, torch.Tensor]:
+    """One batch of the tiny data's multi-crop views."""
+    data = tiny_data(root)
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()))
+    return data.on_after_batch_transfer(batch, 0)

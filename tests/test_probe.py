@@ -256,3 +256,36 @@ def test_folds_shrink_to_the_smallest_class(monkeypatch) -> None:
     y = np.array([0] * 10 + [1] * 3)
     linear_svm(np.eye(13), y, np.eye(13), y, c="auto")
     assert set(seen) == {3}
+
+
+def test_probe_embeds_again_only_when_the_network_changed(tiny_modelnet, monkeypatch) -> None:
+    """Same network, step and weights: the features are reused; a weight changed in place, a new
+    step or another network: embedded again (and the result follows the new weights)."""
+    from types import SimpleNamespace
+
+    torch.manual_seed(0)
+    probe = LinearProbe(root=str(tiny_modelnet), num_points=256, svm_c=0.1)
+    embedded = []
+    real = probe_module.extract_features
+    monkeypatch.setattr(
+        probe_module, "extract_features", lambda net, pts, *a: (embedded.append(len(pts)), real(net, pts, *a))[1]
+    )
+    model = tiny_module()
+    trainer = SimpleNamespace(global_step=3, is_global_zero=True)
+    probe.run(trainer, model)
+    assert embedded == [24, 12]  # train, test
+    first = probe.last
+    probe.run(trainer, model)
+    assert embedded == [24, 12] and probe.last == first  # nothing changed: nothing embedded
+    with torch.no_grad():
+        model.teacher.backbone.norm.weight.mul_(1.5)  # in place, same step (an EMA update, a loaded state)
+    probe.run(trainer, model)
+    assert embedded == [24, 12] * 2
+    features_after = probe._cache.get(model.teacher.backbone, 3, "train", lambda: None)
+    expected = real(model.teacher.backbone, probe._split("train").points[:, :256], 128, torch.device("cpu"))
+    np.testing.assert_array_equal(features_after, expected)
+    trainer.global_step = 4
+    probe.run(trainer, model)
+    assert embedded == [24, 12] * 3
+    probe.run(trainer, tiny_module())  # another network with its own weights
+    assert embedded == [24, 12] * 4
