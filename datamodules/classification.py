@@ -16,6 +16,7 @@ exactly one rank (no padding), so the metrics count every shape once.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import numpy as np
@@ -46,7 +47,7 @@ class ShardSampler(Sampler[int]):
     def __init__(self, length: int, rank: int, world: int) -> None:
         self.rows = list(range(rank, length, world))
 
-    def __iter__(self):  # noqa: ANN204
+    def __iter__(self) -> Iterator[int]:
         return iter(self.rows)
 
     def __len__(self) -> int:

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from jsonargparse import Namespace
 from pytorch_lightning import LightningDataModule, LightningModule
-from pytorch_lightning.cli import LightningArgumentParser
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from backbones.pretrained import PretrainedError
@@ -64,6 +64,11 @@ class ProtocolCLI(PointDWCCLI):
         self._seed_index = 0
         self._pristine: Namespace | None = None
         super().__init__(*args, **kwargs)
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """``fit``, ``validate`` and ``test`` (a supervised downstream module has no predict step)."""
+        return {k: v for k, v in LightningCLI.subcommands().items() if k != "predict"}
 
     # ------------------------------------------------------------------ arguments
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -228,7 +233,7 @@ def run_protocol_cli(
     The run-folder environment is restored afterwards, so a process can run several.
     """
     defaults = [str(default_config)] if default_config.is_file() else []
-    subcommands = ("fit", "validate", "test", "predict")
+    subcommands = tuple(ProtocolCLI.subcommands())
     kwargs: dict[str, Any] = {"default_config_files": defaults}
     if run:
         kwargs = {sub: {"default_config_files": defaults} for sub in subcommands}
