@@ -68,7 +68,8 @@ class DistillationLoss(nn.Module):
         student_logp = F.log_softmax(student_logits.float() / self.student_temp, dim=-1)
         teacher_p = self.teacher_probs(teacher_logits.detach(), teacher_temp)
         # every (g, v) cross-entropy in one product instead of a Python loop over the pairs
-        cross = -torch.einsum("gbk,vbk->gv", teacher_p, student_logp) / student_logp.shape[1]
+        with torch.autocast(student_logp.device.type, enabled=False):  # fp32 under mixed precision too
+            cross = -torch.einsum("gbk,vbk->gv", teacher_p.float(), student_logp) / student_logp.shape[1]
         return cross[other_view_mask(*cross.shape, cross.device)].mean()
 
     @torch.no_grad()
@@ -117,7 +118,8 @@ def multi_view_info_nce(student_emb: Tensor, teacher_emb: Tensor, temperature: f
     keys = all_gather_no_grad(teacher_emb.detach(), dim=1).float()  # (G, world·B, E)
     (v, b, _), g = student_emb.shape, keys.shape[0]
     # the logits of every (v, g) pair in one product: (V, G, B, world·B)
-    logits = torch.einsum("vbe,gne->vgbn", student_emb.float(), keys) / temperature
+    with torch.autocast(keys.device.type, enabled=False):  # fp32 under mixed precision too
+        logits = torch.einsum("vbe,gne->vgbn", student_emb.float(), keys) / temperature
     labels = (torch.arange(b, device=logits.device) + rank() * b).repeat(v * g)
     per_pair = F.cross_entropy(logits.flatten(0, 2), labels, reduction="none").view(v, g, b).mean(-1)
     return per_pair.T[other_view_mask(g, v, per_pair.device)].mean()
