@@ -46,8 +46,13 @@ class DGCNN(PointBackbone):
         self.edge_convs = nn.ModuleList(EdgeConv(a, b, negative_slope) for a, b in zip(widths[:-1], widths[1:]))
         self.embed = PointwiseLinear(sum(edge_dims), emb_dims, nn.LeakyReLU(negative_slope))
 
-    def forward(self, points: Tensor, return_attention: bool = False) -> BackboneOutput:
-        """(B, N, 3) -> global feature (B, 2·emb_dims); tokens are the per-point embeddings (B, N, emb_dims)."""
+    @property
+    def point_feature_dim(self) -> int:
+        """Width of :meth:`point_features`: every EdgeConv output and the embedding."""
+        return sum(self.edge_dims) + self.emb_dims
+
+    def _layers(self, points: Tensor) -> list[Tensor]:
+        """The output (B, N, width) of every EdgeConv layer, then the per-point embedding."""
         if points.ndim != 3 or points.shape[-1] != 3:
             raise ValueError(f"DGCNN expects points of shape (B, N, 3), got {tuple(points.shape)}")
         k = min(self.k, points.shape[1])
@@ -55,6 +60,17 @@ class DGCNN(PointBackbone):
         for conv in self.edge_convs:
             x = conv(x, knn_graph(x, k))  # dynamic graph: neighbours in the current feature space
             outputs.append(x)
-        per_point = self.embed(torch.cat(outputs, dim=-1))
+        return [*outputs, self.embed(torch.cat(outputs, dim=-1))]
+
+    def forward(self, points: Tensor, return_attention: bool = False) -> BackboneOutput:
+        """(B, N, 3) -> global feature (B, 2·emb_dims); tokens are the per-point embeddings (B, N, emb_dims)."""
+        per_point = self._layers(points)[-1]
         feature = torch.cat([per_point.amax(dim=1), per_point.mean(dim=1)], dim=-1)
         return BackboneOutput(global_feature=feature, tokens=per_point)
+
+    def point_features(self, points: Tensor) -> Tensor:
+        """(B, N, sum(edge_dims) + emb_dims): the EdgeConv outputs and the embedding per point (DGCNN's
+        segmentation concatenates its EdgeConv outputs the same way). The last ``emb_dims`` channels are
+        ``forward(points).tokens``.
+        """
+        return torch.cat(self._layers(points), dim=-1)

@@ -6,6 +6,9 @@ FPS + kNN patches -> mini-PointNet tokens + positional MLP of the patch centres 
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 
@@ -73,6 +76,17 @@ class PointViT(PointBackbone):
         """FPS + kNN patches of (B, N, 3) points: ``(neighbourhoods (B, M, k, 3), centres (B, M, 3))``."""
         return group_patches(points, self.num_patches(points.shape[1]), min(self.group_size, points.shape[1]))
 
+    def _embed(self, points: Tensor, patches: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        """(B, N, 3) points -> the transformer's input ([CLS] + patch tokens, (B, 1+M, D)) and the centres (B, M, 3)."""
+        if points.ndim != 3 or points.shape[-1] != 3:
+            raise ValueError(f"PointViT expects points of shape (B, N, 3), got {tuple(points.shape)}")
+        if patches is not None and patches[1].shape[:2] != (points.shape[0], self.num_patches(points.shape[1])):
+            raise ValueError(f"patches of shape {tuple(patches[1].shape)} do not belong to points {tuple(points.shape)}")
+        neighborhoods, centers = patches if patches is not None else self.group(points)
+        tokens = self.patch_embed(neighborhoods.to(points.dtype)) + self.pos_embed(centers.to(points.dtype))
+        b = tokens.shape[0]
+        return torch.cat([(self.cls_token + self.cls_pos).expand(b, -1, -1), tokens], dim=1), centers
+
     def forward(
         self, points: Tensor, return_attention: bool = False, patches: tuple[Tensor, Tensor] | None = None
     ) -> BackboneOutput:
@@ -81,14 +95,7 @@ class PointViT(PointBackbone):
         ``patches``: :meth:`group` of these points, when already computed (shared by networks
         that see the same points).
         """
-        if points.ndim != 3 or points.shape[-1] != 3:
-            raise ValueError(f"PointViT expects points of shape (B, N, 3), got {tuple(points.shape)}")
-        if patches is not None and patches[1].shape[:2] != (points.shape[0], self.num_patches(points.shape[1])):
-            raise ValueError(f"patches of shape {tuple(patches[1].shape)} do not belong to points {tuple(points.shape)}")
-        neighborhoods, centers = patches if patches is not None else self.group(points)
-        tokens = self.patch_embed(neighborhoods.to(points.dtype)) + self.pos_embed(centers.to(points.dtype))
-        b = tokens.shape[0]
-        x = torch.cat([(self.cls_token + self.cls_pos).expand(b, -1, -1), tokens], dim=1)
+        x, centers = self._embed(points, patches)
         attn = None
         for i, block in enumerate(self.blocks):
             x, a = block(x, return_attention and i == len(self.blocks) - 1)
@@ -96,6 +103,32 @@ class PointViT(PointBackbone):
         x = self.norm(x)
         feature = torch.cat([x[:, 0], x[:, 1:].amax(dim=1)], dim=-1)
         return BackboneOutput(global_feature=feature, tokens=x, attention=attn, centers=centers)
+
+    def block_tokens(self, points: Tensor, blocks: Sequence[int]) -> tuple[list[Tensor], Tensor]:
+        """The patch tokens after each of ``blocks`` (0-based), through the final LayerNorm, and the patch centres.
+
+        Returns a list of (B, M, D) tensors ([CLS] dropped; Point-MAE's segmentation
+        normalises the blocks it fetches with the encoder's last norm, as here) and the
+        (B, M, 3) centres. ``block_tokens(p, [depth - 1])[0]`` is ``forward(p).tokens[:, 1:]``.
+        Blocks after the last one asked for are not run.
+        """
+        wanted = [int(b) for b in blocks]
+        if not wanted or min(wanted) < 0 or max(wanted) >= len(self.blocks):
+            raise ValueError(f"blocks must be indices in [0, {len(self.blocks)}), got {list(blocks)}")
+        x, centers = self._embed(points)
+        out: dict[int, Tensor] = {}
+        for i, block in enumerate(self.blocks[: max(wanted) + 1]):
+            x, _ = block(x)
+            if i in wanted:
+                out[i] = self.norm(x)[:, 1:]
+        return [out[i] for i in wanted], centers
+
+
+def evenly_spaced_blocks(depth: int, count: int = 3) -> list[int]:
+    """``count`` block indices spread over ``depth`` blocks, the last included (12 blocks: 3, 7, 11, as Point-MAE)."""
+    if depth < 1 or count < 1:
+        raise ValueError(f"need depth >= 1 and count >= 1, got {depth}, {count}")
+    return [max(0, math.floor(depth * (k + 1) / count + 0.5) - 1) for k in range(count)]
 
 
 def _init_weights(module: nn.Module) -> None:

@@ -35,11 +35,31 @@ class PointNet(PointBackbone):
         widths = [3, *dims]
         self.mlp = nn.Sequential(*(PointwiseLinear(a, b, nn.ReLU()) for a, b in zip(widths[:-1], widths[1:])))
 
-    def forward(self, points: Tensor, return_attention: bool = False) -> BackboneOutput:
-        """(B, N, 3) -> global feature (B, C); tokens are the per-point features (B, N, C)."""
+    @property
+    def point_feature_dim(self) -> int:
+        """Width of :meth:`point_features`: every layer's output."""
+        return sum(self.dims)
+
+    def _layers(self, points: Tensor) -> list[Tensor]:
+        """The output (B, N, width) of every layer of the shared MLP."""
         if points.ndim != 3 or points.shape[-1] != 3:
             raise ValueError(f"PointNet expects points of shape (B, N, 3), got {tuple(points.shape)}")
         if self.tnet is not None:
             points = torch.bmm(points, self.tnet(points))
-        per_point = self.mlp(points)
+        outputs, x = [], points
+        for layer in self.mlp:
+            x = layer(x)
+            outputs.append(x)
+        return outputs
+
+    def forward(self, points: Tensor, return_attention: bool = False) -> BackboneOutput:
+        """(B, N, 3) -> global feature (B, C); tokens are the per-point features (B, N, C)."""
+        per_point = self._layers(points)[-1]
         return BackboneOutput(global_feature=per_point.amax(dim=1), tokens=per_point)
+
+    def point_features(self, points: Tensor) -> Tensor:
+        """(B, N, sum(dims)): every layer's per-point output concatenated (PointNet's segmentation skips).
+
+        The last ``dims[-1]`` channels are ``forward(points).tokens``.
+        """
+        return torch.cat(self._layers(points), dim=-1)

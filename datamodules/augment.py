@@ -14,7 +14,7 @@ class AugmentConfig:
     """Per-crop augmentation (DESIGN.md defaults)."""
 
     scale: tuple[float, float] = (0.8, 1.25)
-    """Anisotropic scale range, drawn per axis."""
+    """Scale range, drawn per axis (anisotropic) unless ``isotropic_scale``."""
     rotate_up: bool = True
     """Random rotation about the up axis."""
     up_axis: int = 1
@@ -23,6 +23,8 @@ class AugmentConfig:
     """Uniform translation in [-t, t] per axis."""
     jitter_sigma: float = 0.01
     jitter_clip: float = 0.05
+    isotropic_scale: bool = False
+    """One scale for all three axes (PointNet++'s ``random_scale_point_cloud``, the part-segmentation recipes')."""
 
 
 def normalize_unit_sphere(points: Tensor) -> Tensor:
@@ -54,7 +56,7 @@ def augment(points: Tensor, cfg: AugmentConfig, generator: torch.Generator | Non
         return torch.rand(*shape, device=dev, dtype=dt, generator=generator)
 
     lo, hi = cfg.scale
-    out = points * (lo + (hi - lo) * rand(b, 1, 3))
+    out = points * (lo + (hi - lo) * rand(b, 1, 1 if cfg.isotropic_scale else 3))
     if cfg.rotate_up:
         out = out @ rotation_about_axis(2 * math.pi * rand(b), cfg.up_axis).transpose(1, 2)
     if cfg.translate > 0:

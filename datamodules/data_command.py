@@ -17,6 +17,7 @@ from datamodules.dataset import CheckReport, PointCloudSet, existing_root
 from datamodules.detect import LAYOUTS, detect_datasets, known_sets
 from datamodules.errors import DataError
 from datamodules.packed import PackedSet
+from datamodules.shapenet_part import ShapeNetPart
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,7 +51,7 @@ def find_sets(root: str, fmt: str | None, num_points: int | None) -> list[PointC
             raise DataError(f"{path}: no known data set layout; expected {LAYOUTS}")
     if num_points is not None:
         for dataset in sets:
-            if isinstance(dataset, PackedSet):
+            if isinstance(dataset, (PackedSet, ShapeNetPart)):
                 dataset.num_points = num_points
     return sets
 
@@ -71,6 +72,8 @@ def print_report(dataset: PointCloudSet, report: CheckReport, num_points: int | 
             problems.append(
                 f"{dataset.describe()}: {s.split} clouds have {s.points_per_cloud} points, fewer than the {num_points} requested"
             )
+    for note in report.notes:
+        print(f"  {note}")
     return problems
 
 
@@ -93,7 +96,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 def run_prepare(args: argparse.Namespace) -> int:
     for dataset in find_sets(args.root, args.format, args.num_points):
-        if isinstance(dataset, PackedSet):
+        if isinstance(dataset, (PackedSet, ShapeNetPart)):
             path = dataset.prepare(progress=not args.quiet, force=args.force)
             print(f"{dataset.describe()}: packed into {path}")
         else:

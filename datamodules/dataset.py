@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -131,6 +131,8 @@ class CheckReport:
 
     problems: list[str]
     summaries: list[SplitSummary]
+    notes: list[str] = field(default_factory=list)
+    """Facts about the layout beyond the splits (e.g. the folds of a few-shot setting, the part ids of a segmentation set)."""
 
 
 class PointCloudSet(ABC):

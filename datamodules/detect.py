@@ -13,15 +13,19 @@ def known_sets() -> dict[str, type[PointCloudSet]]:
     """The data set classes by ``--format`` name, most specific layout first (a mesh folder matches almost anything)."""
     from datamodules.mesh_folder import MeshFolder
     from datamodules.modelnet_h5 import ModelNet40H5
+    from datamodules.modelnet_fewshot import ModelNetFewShot
     from datamodules.modelnet_resampled import ModelNetResampled
     from datamodules.scanobjectnn import ScanObjectNN
     from datamodules.shapenet55 import ShapeNet55
+    from datamodules.shapenet_part import ShapeNetPart
 
     return {
         "modelnet40_h5": ModelNet40H5,
         "modelnet_resampled": ModelNetResampled,
         "scanobjectnn": ScanObjectNN,
         "shapenet55": ShapeNet55,
+        "shapenetpart": ShapeNetPart,
+        "modelnet_fewshot": ModelNetFewShot,
         "mesh_folder": MeshFolder,
     }
 
@@ -39,7 +43,8 @@ def detect_datasets(root: str | os.PathLike) -> list[PointCloudSet]:
 LAYOUTS = (
     "ModelNet40 h5 (shape_names.txt, train_files.txt), modelnet40_normal_resampled "
     "(modelnet40_shape_names.txt), ScanObjectNN (main_split/, main_split_nobg/), "
-    "ShapeNet55 (ShapeNet-55/train.txt, shapenet_pc/), or a mesh folder (<class>/*.obj|off|stl|ply|glb)"
+    "ShapeNet55 (ShapeNet-55/train.txt, shapenet_pc/), ShapeNetPart (synsetoffset2category.txt, "
+    "train_test_split/), ModelNetFewshot (5way_10shot/0.pkl), or a mesh folder (<class>/*.obj|off|stl|ply|glb)"
 )
 
 

@@ -1,8 +1,9 @@
 """The ``pointdwc`` command: LightningCLI with the probe, links and default config.
 
 ``fit``, ``validate``, ``test`` and ``predict`` are LightningCLI's; each run writes into its
-own folder (:mod:`lightning_modules.run_folder`). ``data``, ``embed``, ``export`` and
-``attention`` are dispatched to their own modules before LightningCLI parses anything.
+own folder (:mod:`lightning_modules.run_folder`). ``data``, ``embed``, ``export``,
+``attention``, ``finetune``, ``fewshot`` and ``partseg`` are dispatched to their own modules before
+LightningCLI parses anything.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ COMMANDS = {
     "embed": "features of a data set or a folder of point files / meshes -> one HDF5 file",
     "export": "the backbone of a checkpoint as a plain PyTorch file (backbones.load_pretrained)",
     "attention": "pictures of the [CLS] attention of each head of the last block (PNG)",
+    "finetune": "fine-tune for classification (fit|validate|test): val split selects, test split once, --seeds",
+    "fewshot": "W-way S-shot classification over folds (frozen features or fine-tuning), mean ± std",
+    "partseg": "fine-tune for part segmentation (fit|validate|test): Inst./Cls. mIoU, val split selects, test once",
 }
 """Every subcommand of ``pointdwc``, for ``pointdwc --help``."""
 
@@ -98,6 +102,16 @@ def point_at_run_folder(trainer: Namespace, run: RunFolder) -> None:
                 args.name = run.name
 
 
+def add_run_name_argument(parser: LightningArgumentParser) -> None:
+    """``--name``: the run's folder name."""
+    parser.add_argument(
+        "--name",
+        type=str | None,
+        default=None,
+        help="Run name: the run's folder under trainer.default_root_dir (default: start time and W&B id).",
+    )
+
+
 class PointDWCCLI(LightningCLI):
     """LightningCLI with ``--probe.*`` and values that determine others linked."""
 
@@ -106,14 +120,14 @@ class PointDWCCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(LinearProbe, "probe")
-        parser.add_argument(
-            "--name",
-            type=str | None,
-            default=None,
-            help="Run name: the run's folder under trainer.default_root_dir (default: start time and W&B id).",
-        )
+        add_run_name_argument(parser)
         parser.link_arguments("data.batch_size", "model.batch_size")
         parser.link_arguments("trainer.max_epochs", "model.max_epochs")
+
+    def choose_folder(self, config: Namespace) -> RunFolder:
+        """This run's folder: new, or the one of the checkpoint a fit resumes."""
+        return choose_run_folder(config.trainer.get("default_root_dir"), config.get("name"), self.subcommand,
+                                 config.get("ckpt_path"))
 
     def before_instantiate_classes(self) -> None:
         """Choose (or, resuming, find) this run's folder and point the trainer's outputs at it."""
@@ -122,8 +136,7 @@ class PointDWCCLI(LightningCLI):
         config = self.config[self.subcommand]
         self._user_config = copy.deepcopy(config)
         self._user_config.name = None  # run.json keeps it; the saved config, reused, starts a new run
-        run = choose_run_folder(config.trainer.get("default_root_dir"), config.get("name"), self.subcommand,
-                                config.get("ckpt_path"))
+        run = self.choose_folder(config)
         point_at_run_folder(config.trainer, run)
         self.run_folder = run
         os.environ[ENV_RUN_DIR] = str(run.path)  # for the processes a DDP launch starts; reset by run_cli
@@ -188,6 +201,9 @@ OWN_COMMANDS = {
     "embed": "lightning_modules.embed_command",
     "export": "lightning_modules.export_command",
     "attention": "lightning_modules.attention_command",
+    "finetune": "lightning_modules.finetune_command",
+    "fewshot": "lightning_modules.fewshot_command",
+    "partseg": "lightning_modules.partseg_command",
 }
 """Subcommands beside LightningCLI's, each a module with ``main(argv) -> exit status``."""
 

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from backbones.base import PointBackbone
 from backbones.point_vit import PointViT
+from lightning_modules.adamw import param_groups
 from lightning_modules.collapse import CollapseMonitor
 from lightning_modules.dist import gather_objects, is_distributed, rank
 from lightning_modules.ema import ema_update, init_teacher, set_teacher_mode
@@ -306,19 +307,9 @@ class DistillationWithContrast(pl.LightningModule):
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """AdamW over two groups (no weight decay on biases and norm weights) + schedules."""
-        decay, no_decay = [], []
-        for name, p in self.student.named_parameters():
-            if not p.requires_grad:
-                continue
-            (no_decay if name.endswith(".bias") or p.ndim == 1 else decay).append(p)
         cfg = self.optim_config
         optimizer = torch.optim.AdamW(
-            [
-                {"params": decay, "weight_decay": cfg.weight_decay, "decay": True},
-                {"params": no_decay, "weight_decay": 0.0, "decay": False},
-            ],
-            lr=cfg.lr,
-            betas=cfg.betas,
+            param_groups(self.student.named_parameters(), cfg.weight_decay), lr=cfg.lr, betas=cfg.betas
         )
         self.schedules = self._build_schedules()
         self._warn_if_schedules_changed()

@@ -6,6 +6,7 @@ downloaded here, so these are how every reader is exercised.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -183,3 +184,109 @@ def write_pcd(path: Path, points: np.ndarray, data: str = "ascii") -> Path:
         body = np.array([len(packed), len(raw)], dtype="<u4").tobytes() + packed
     path.write_bytes(header.encode() + body)
     return path
+
+
+SHAPENETPART_RELEASE = [
+    ("Airplane", "02691156"), ("Bag", "02773838"), ("Cap", "02954340"), ("Car", "02958343"),
+    ("Chair", "03001627"), ("Earphone", "03261776"), ("Guitar", "03467517"), ("Knife", "03624134"),
+    ("Lamp", "03636649"), ("Laptop", "03642806"), ("Motorbike", "03790512"), ("Mug", "03797390"),
+    ("Pistol", "03948459"), ("Rocket", "04099429"), ("Skateboard", "04225987"), ("Table", "04379243"),
+]
+"""synsetoffset2category.txt of the release, in its order."""
+
+SHAPENETPART_FIXTURE_PARTS = {"02691156": (0, 4), "02773838": (4, 2), "03001627": (12, 4)}
+"""Synset -> (first global part id, number of parts) of the categories the fixture has shapes of."""
+
+
+def write_shapenet_part(
+    root: Path,
+    per_split: dict[str, int],
+    rng: np.random.Generator,
+    listed: list[tuple[str, str]] | None = None,
+    points: tuple[int, int] = (200, 400),
+) -> Path:
+    """``shapenetcore_partanno_segmentation_benchmark_v0_normal``: synsetoffset2category.txt (``listed``,
+    default all 16 lines of the release), train_test_split/shuffled_<split>_file_list.json and
+    <synset>/<token>.txt rows "x y z nx ny nz part" (global part id, 6 decimals as released).
+
+    Shapes of Airplane, Bag and Chair (``per_split`` per category and split), ``points`` original
+    points each (a varying count, as released), not normalised; a shape's parts are slabs along
+    y, every part of its category present.
+    """
+    listed = listed or SHAPENETPART_RELEASE
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "synsetoffset2category.txt").write_text("".join(f"{name}\t{synset}\n" for name, synset in listed))
+    (root / "train_test_split").mkdir(exist_ok=True)
+    for split, count in per_split.items():
+        entries = []
+        for synset, (first, parts) in SHAPENETPART_FIXTURE_PARTS.items():
+            (root / synset).mkdir(exist_ok=True)
+            for _ in range(count):
+                token = f"{rng.integers(2**63):016x}{rng.integers(2**63):016x}"
+                n = int(rng.integers(*points))
+                xyz = rng.normal(size=(n, 3)) * [1.0, 2.0, 0.5] + 0.3
+                normals = rng.normal(size=(n, 3))
+                normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+                rank = np.argsort(np.argsort(xyz[:, 1]))
+                part = first + rank * parts // n
+                rows = np.concatenate([xyz, normals, part[:, None]], axis=1)
+                np.savetxt(root / synset / f"{token}.txt", rows, fmt="%.6f")
+                entries.append(f"shape_data/{synset}/{token}")
+        order = rng.permutation(len(entries))
+        path = root / "train_test_split" / f"shuffled_{split}_file_list.json"
+        path.write_text(json.dumps([entries[k] for k in order]))
+    return root
+
+
+def write_modelnet_fewshot(
+    root: Path,
+    settings: list[tuple[int, int]],
+    folds: int,
+    points: int = 64,
+    num_classes: int = 8,
+    train_per_class: int = 12,
+    test_per_class: int = 22,
+    eval_sample: int = 20,
+    seed: int = 0,
+) -> Path:
+    """``ModelNetFewshot/<W>way_<S>shot/<fold>.pkl`` as Point-BERT's generator writes them.
+
+    As that script does: the source clouds are float32 (P, 6) arrays (xyz and normals) with
+    int32 labels of shape (1,); per class a train and a test pool; for each fold the class
+    keys are shuffled with Python's ``random``, the first W taken, S train and ``eval_sample``
+    test entries ``(points, i, key)`` appended (``i`` a Python int, ``key`` the numpy label
+    ``label[0]``), both lists shuffled, and ``{'train': ..., 'test': ...}`` pickled with the
+    default protocol into ``f'{way}way_{shot}shot/{fold}.pkl'``.
+    """
+    import pickle
+    import random
+
+    rng = np.random.default_rng(seed)
+    random.seed(seed)
+    pools: dict[str, dict[np.int32, list[np.ndarray]]] = {"train": {}, "test": {}}
+    for split, per_class in (("train", train_per_class), ("test", test_per_class)):
+        clouds, labels = blob_clouds(per_class * num_classes, points, num_classes, rng)
+        for cloud, label in zip(clouds, labels):
+            normals = cloud / np.linalg.norm(cloud, axis=1, keepdims=True)
+            row = np.concatenate([cloud * 3.0 + 0.5, normals], axis=1).astype(np.float32)  # not unit-sphere, as released
+            key = np.asarray([label], dtype=np.int32)[0]
+            pools[split].setdefault(key, []).append(row)
+    for way, shot in settings:
+        folder = root / f"{way}way_{shot}shot"
+        folder.mkdir(parents=True, exist_ok=True)
+        for fold in range(folds):
+            train_dataset, test_dataset = [], []
+            keys = list(pools["train"].keys())
+            random.shuffle(keys)
+            for i, key in enumerate(keys[:way]):
+                train_list = list(pools["train"][key])
+                random.shuffle(train_list)
+                train_dataset += [(data, i, key) for data in train_list[:shot]]
+                test_list = list(pools["test"][key])
+                random.shuffle(test_list)
+                test_dataset += [(data, i, key) for data in test_list[:eval_sample]]
+            random.shuffle(train_dataset)
+            random.shuffle(test_dataset)
+            with open(folder / f"{fold}.pkl", "wb") as f:
+                pickle.dump({"train": train_dataset, "test": test_dataset}, f)
+    return root

@@ -7,7 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datamodules import MeshFolder, ModelNet40H5, ModelNetResampled, PointCloudSet, ScanObjectNN, ShapeNet55
+from datamodules import (
+    MeshFolder,
+    ModelNet40H5,
+    ModelNetResampled,
+    PointCloudSet,
+    ScanObjectNN,
+    ShapeNet55,
+    ShapeNetPart,
+)
 from lightning_modules.probe import LinearProbe
 from tests.helpers import tiny_data, tiny_module, tiny_trainer
 from tests.layouts import (
@@ -17,6 +25,7 @@ from tests.layouts import (
     write_modelnet_resampled,
     write_scanobjectnn,
     write_shapenet55,
+    write_shapenet_part,
 )
 
 
@@ -36,11 +45,16 @@ def build(fmt: str, root: Path) -> PointCloudSet:
     if fmt == "shapenet55":
         write_shapenet55(root, {"train": 12, "test": 4}, rng, points=8192)
         return ShapeNet55(str(root), num_points=8192)
+    if fmt == "shapenetpart":
+        write_shapenet_part(root, {"train": 4, "val": 1, "test": 2}, rng)
+        return ShapeNetPart(str(root), num_points=512)
     write_mesh_folder(root, per_class=4)
     return MeshFolder(str(root), num_points=512)
 
 
-@pytest.mark.parametrize("fmt", ["modelnet40_h5", "modelnet_resampled", "scanobjectnn", "shapenet55", "mesh_folder"])
+@pytest.mark.parametrize(
+    "fmt", ["modelnet40_h5", "modelnet_resampled", "scanobjectnn", "shapenet55", "shapenetpart", "mesh_folder"]
+)
 def test_fit_and_probe_on_each_format(fmt, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("POINTDWC_CACHE", str(tmp_path / "cache"))
     dataset = build(fmt, tmp_path / fmt)
@@ -53,4 +67,4 @@ def test_fit_and_probe_on_each_format(fmt, tmp_path, monkeypatch) -> None:
     assert probe.last is not None and 0.0 <= probe.last.svm_acc <= 100.0
     assert f"probe/{fmt}/svm_acc" in trainer.callback_metrics
     train = probe._split("train")
-    assert len(train.class_names) == {"scanobjectnn": 15, "shapenet55": 4}.get(fmt, 3)
+    assert len(train.class_names) == {"scanobjectnn": 15, "shapenet55": 4, "shapenetpart": 16}.get(fmt, 3)

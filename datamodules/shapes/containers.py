@@ -21,6 +21,7 @@ from datamodules.shapes.parts import (
     frustum,
     loft,
     moved_all,
+    named_all,
     revolution,
     ring_at,
     rot_x,
@@ -52,18 +53,23 @@ def _cup_body(rng: np.random.Generator) -> tuple[list[Part], float, float]:
 
 
 def mug(rng: np.random.Generator) -> list[Part]:
-    """Mug: a cup body plus a C-shaped or squared handle."""
-    parts, r, h = _cup_body(rng)
+    """Mug: a cup body plus a C-shaped or squared handle.
+
+    Parts: body, handle.
+    """
+    body, r, h = _cup_body(rng)
+    parts = named_all(body, "body")
     tube = r * uniform(rng, 0.06, 0.12)
     if rng.random() < 0.7:
         a = uniform(rng, 0.55, 0.72) * math.pi
         big = h * uniform(rng, 0.22, 0.34)
         cx = r - big * math.cos(a) - tube
-        parts.append(torus(big, tube, (-a, a)).moved((cx, h * uniform(rng, 0.45, 0.58), 0.0), rot_x(math.pi / 2)))
+        handle = torus(big, tube, (-a, a)).moved((cx, h * uniform(rng, 0.45, 0.58), 0.0), rot_x(math.pi / 2))
+        parts.append(handle.named("handle"))
     else:
         y0, y1, out = h * uniform(rng, 0.15, 0.3), h * uniform(rng, 0.7, 0.85), r * uniform(rng, 0.35, 0.6)
         pts = [(r - tube, y1, 0.0), (r + out, y1, 0.0), (r + out, y0, 0.0), (r - tube, y0, 0.0)]
-        parts += [segment(p, q, tube) for p, q in itertools.pairwise(pts)]
+        parts += [segment(p, q, tube).named("handle") for p, q in itertools.pairwise(pts)]
     return parts
 
 
@@ -135,22 +141,25 @@ def vase(rng: np.random.Generator) -> list[Part]:
 
 
 def jar(rng: np.random.Generator) -> list[Part]:
-    """Jar: wide body, short neck, closed by a flat or domed lid with a knob."""
+    """Jar: wide body, short neck, closed by a flat or domed lid with a knob.
+
+    Parts: body, lid (with its knob).
+    """
     r, h = 1.0, uniform(rng, 0.9, 2.2)
     rm, neck = r * uniform(rng, 0.55, 0.85), uniform(rng, 0.08, 0.3)
     radii, heights = smooth_profile([0.0, h * uniform(rng, 0.25, 0.6), h, h + neck], [r * uniform(rng, 0.7, 0.95), r, rm, rm], 20)
-    parts = [revolution(radii, heights, cap_bottom=True, cap_top=True)]
+    parts = [revolution(radii, heights, cap_bottom=True, cap_top=True).named("body")]
     top = h + neck
     if rng.random() < 0.5:  # flat lid
         lid_h = uniform(rng, 0.08, 0.2)
-        parts.append(cylinder(rm * 1.08, lid_h, (0.0, top - lid_h * 0.5, 0.0)))
+        parts.append(cylinder(rm * 1.08, lid_h, (0.0, top - lid_h * 0.5, 0.0)).named("lid"))
         top += lid_h * 0.5
     else:  # domed lid
         dome = rm * uniform(rng, 0.25, 0.6)
-        parts.append(ellipsoid((rm * 1.05, dome, rm * 1.05), (0.0, top, 0.0), band=(0.0, 1.0)))
+        parts.append(ellipsoid((rm * 1.05, dome, rm * 1.05), (0.0, top, 0.0), band=(0.0, 1.0)).named("lid"))
         top += dome
     if rng.random() < 0.7:
-        parts.append(ellipsoid((0.12, 0.1, 0.12), (0.0, top + 0.06, 0.0)))
+        parts.append(ellipsoid((0.12, 0.1, 0.12), (0.0, top + 0.06, 0.0)).named("lid"))
     return parts
 
 
@@ -200,38 +209,46 @@ def flower_pot(rng: np.random.Generator) -> list[Part]:
 
 
 def kettle(rng: np.random.Generator) -> list[Part]:
-    """Kettle / teapot: bulging body with lid and knob, a spout, a side or top handle."""
+    """Kettle / teapot: bulging body with lid and knob, a spout, a side or top handle.
+
+    Parts: body, lid (with its knob), spout, handle.
+    """
     r, h = 1.0, uniform(rng, 0.8, 1.6)
     rt = r * uniform(rng, 0.45, 0.75)
     radii, heights = smooth_profile([0.0, h * uniform(rng, 0.3, 0.55), h], [r * uniform(rng, 0.8, 0.95), r, rt], 16)
-    parts = [revolution(radii, heights, cap_bottom=True)]
+    parts = [revolution(radii, heights, cap_bottom=True).named("body")]
     dome = rt * uniform(rng, 0.2, 0.5)
-    parts += [
-        ellipsoid((rt * 1.02, dome, rt * 1.02), (0.0, h, 0.0), band=(0.0, 1.0)),
-        ellipsoid((0.1, 0.08, 0.1), (0.0, h + dome + 0.05, 0.0)),
-    ]
+    parts += named_all(
+        [
+            ellipsoid((rt * 1.02, dome, rt * 1.02), (0.0, h, 0.0), band=(0.0, 1.0)),
+            ellipsoid((0.1, 0.08, 0.1), (0.0, h + dome + 0.05, 0.0)),
+        ],
+        "lid",
+    )
     ys = h * uniform(rng, 0.2, 0.45)
     rs = float(np.interp(ys, heights, radii))
     a, length, sr = uniform(rng, 0.5, 1.0), r * uniform(rng, 0.5, 0.9), r * uniform(rng, 0.12, 0.22)
-    parts.append(
-        frustum(sr, sr * 0.45, length).moved((-rs * 0.85, ys, 0.0), rotation_from_y((-math.cos(a), math.sin(a), 0.0)))
-    )
+    spout_axis = rotation_from_y((-math.cos(a), math.sin(a), 0.0))
+    spout = frustum(sr, sr * 0.45, length).moved((-rs * 0.85, ys, 0.0), spout_axis)
+    parts.append(spout.named("spout"))
     tube = uniform(rng, 0.06, 0.1)
     if rng.random() < 0.6:  # side handle opposite the spout
         big, arc = h * uniform(rng, 0.25, 0.35), uniform(rng, 0.55, 0.7) * math.pi
         yh = h * uniform(rng, 0.45, 0.6)
         rh = float(np.interp(yh, heights, radii))
-        parts.append(
-            torus(big, tube, (-arc, arc)).moved((rh - big * math.cos(arc) - tube, yh, 0.0), rot_x(math.pi / 2))
-        )
+        handle = torus(big, tube, (-arc, arc)).moved((rh - big * math.cos(arc) - tube, yh, 0.0), rot_x(math.pi / 2))
+        parts.append(handle.named("handle"))
     else:  # arched handle over the lid
         big = rt * uniform(rng, 0.75, 0.95)
-        parts.append(torus(big, tube, (-math.pi, 0.0)).moved((0.0, h, 0.0), rot_x(math.pi / 2)))
+        parts.append(torus(big, tube, (-math.pi, 0.0)).moved((0.0, h, 0.0), rot_x(math.pi / 2)).named("handle"))
     return parts
 
 
 def wine_glass(rng: np.random.Generator) -> list[Part]:
-    """Stemmed glass: foot, stem and an open bowl (wine, goblet, flute or martini)."""
+    """Stemmed glass: foot, stem and an open bowl (wine, goblet, flute or martini).
+
+    Parts: foot, stem, bowl.
+    """
     kind = pick_variant(rng, [0.35, 0.25, 0.2, 0.2])
     foot_r, stem_r = uniform(rng, 0.3, 0.45), uniform(rng, 0.025, 0.045)
     stem_h = {0: (0.35, 0.6), 1: (0.12, 0.3), 2: (0.35, 0.6), 3: (0.35, 0.55)}[kind]
@@ -245,10 +262,10 @@ def wine_glass(rng: np.random.Generator) -> list[Part]:
         mouth = {0: uniform(rng, 0.7, 0.9), 1: uniform(rng, 0.95, 1.0), 2: uniform(rng, 0.85, 1.0)}[kind]
         radii, heights = smooth_profile([0.0, bh * 0.12, bh * 0.55, bh], [stem_r, br * 0.65, br, br * mouth], 16)
     parts = [
-        revolution([foot_r, stem_r * 1.5], [0.0, 0.03], cap_bottom=True),
-        cylinder(stem_r, sh, (0.0, 0.03, 0.0), caps=False),
+        revolution([foot_r, stem_r * 1.5], [0.0, 0.03], cap_bottom=True).named("foot"),
+        cylinder(stem_r, sh, (0.0, 0.03, 0.0), caps=False).named("stem"),
     ]
-    return parts + moved_all(open_vessel(radii, heights, 0.015), (0.0, 0.03 + sh, 0.0))
+    return parts + named_all(moved_all(open_vessel(radii, heights, 0.015), (0.0, 0.03 + sh, 0.0)), "bowl")
 
 
 def bathtub(rng: np.random.Generator) -> list[Part]:

@@ -21,6 +21,7 @@ from datamodules.shapes.parts import (
     ellipsoid,
     frustum,
     moved_all,
+    named_all,
     prism,
     prism_xy,
     rot_x,
@@ -31,7 +32,10 @@ from datamodules.shapes.parts import (
 
 
 def table(rng: np.random.Generator) -> list[Part]:
-    """Table: rectangular/round/oval top on four legs, a pedestal or trestles."""
+    """Table: rectangular/round/oval top on four legs, a pedestal or trestles.
+
+    Parts: top, leg (whatever holds the top up: legs, apron, lower shelf, pedestals, feet, trestles).
+    """
     h, t = uniform(rng, 0.68, 0.8), uniform(rng, 0.025, 0.06)
     top_kind = pick_variant(rng, [0.5, 0.25, 0.25])
     if top_kind == 0:
@@ -41,7 +45,7 @@ def table(rng: np.random.Generator) -> list[Part]:
         w = uniform(rng, 0.8, 1.3) if top_kind == 1 else uniform(rng, 1.1, 1.8)
         d = w if top_kind == 1 else w * uniform(rng, 0.5, 0.75)
         outline = ellipse_polygon(w / 2, d / 2)
-    parts = [prism(outline, t).moved((0.0, h - t / 2, 0.0))]
+    parts = [prism(outline, t).moved((0.0, h - t / 2, 0.0)).named("top")]
     under = h - t
     base = pick_variant(rng, [0.5, 0.25, 0.25])
     if base == 0:  # legs (with an apron and/or a lower shelf)
@@ -77,7 +81,7 @@ def table(rng: np.random.Generator) -> list[Part]:
             parts.append(box((pt, under, pd), (s * px, under / 2, 0.0)))
             parts.append(box((pt * 1.5, 0.05, d * 0.85), (s * px, 0.025, 0.0)))
         parts.append(box((2 * px, 0.06, 0.04), (0.0, uniform(rng, 0.15, 0.45), 0.0)))
-    return parts
+    return [parts[0], *named_all(parts[1:], "leg")]
 
 
 def desk(rng: np.random.Generator) -> list[Part]:
@@ -117,11 +121,16 @@ def desk(rng: np.random.Generator) -> list[Part]:
 
 
 def _chair_like(rng: np.random.Generator, arms: bool) -> list[Part]:
-    """Seat with a back and optional armrests on legs, a swivel base or sled runners."""
+    """Seat with a back and optional armrests on legs, a swivel base or sled runners.
+
+    Parts: seat, back, leg (legs and stretchers, the swivel base or the sled), arm (armchairs).
+    """
     sh, sw, sd, st = uniform(rng, 0.42, 0.5), uniform(rng, 0.42, 0.56), uniform(rng, 0.4, 0.55), uniform(rng, 0.03, 0.08)
-    parts = [prism(rounded_rect_polygon(sw, sd, uniform(rng, 0.0, 0.1)), st).moved((0.0, sh - st / 2, 0.0))]
+    seat_shape = prism(rounded_rect_polygon(sw, sd, uniform(rng, 0.0, 0.1)), st)
+    seat = [seat_shape.moved((0.0, sh - st / 2, 0.0)).named("seat")]
     under = sh - st
-    parts += _chair_back(rng, sw, sh, sd)
+    back = named_all(_chair_back(rng, sw, sh, sd), "back")
+    parts: list[Part] = []  # the supports
     legs = pick_variant(rng, [0.55, 0.25, 0.2])
     if legs == 0:
         hx, hz = sw / 2 - uniform(rng, 0.02, 0.05), sd / 2 - uniform(rng, 0.02, 0.05)
@@ -143,9 +152,8 @@ def _chair_like(rng: np.random.Generator, arms: bool) -> list[Part]:
             parts.append(segment((s * hx, 0.01, -sd / 2), (s * hx, 0.01, sd / 2), 0.012))
             parts.append(segment((s * hx, 0.01, sd / 2 - 0.03), (s * hx, under, sd / 2 - 0.05), 0.012))
             parts.append(segment((s * hx, 0.01, -sd / 2 + 0.03), (s * hx, under, -sd / 2 + 0.05), 0.012))
-    if arms:
-        parts += _armrests(rng, sw, sh, sd)
-    return parts
+    arm_parts = named_all(_armrests(rng, sw, sh, sd), "arm") if arms else []
+    return seat + back + named_all(parts, "leg") + arm_parts
 
 
 def _chair_back(rng: np.random.Generator, sw: float, sh: float, sd: float) -> list[Part]:
@@ -198,7 +206,10 @@ def armchair(rng: np.random.Generator) -> list[Part]:
 
 
 def stool(rng: np.random.Generator) -> list[Part]:
-    """Stool: a round or square seat on legs or a column, no back; low or bar height."""
+    """Stool: a round or square seat on legs or a column, no back; low or bar height.
+
+    Parts: seat, leg (whatever holds the seat up: legs and foot ring, column and foot, or the drum of a pouf).
+    """
     sh, st = (uniform(rng, 0.4, 0.5) if rng.random() < 0.5 else uniform(rng, 0.6, 0.8)), uniform(rng, 0.03, 0.07)
     r = uniform(rng, 0.15, 0.23)
     if rng.random() < 0.6:
@@ -224,7 +235,7 @@ def stool(rng: np.random.Generator) -> list[Part]:
             parts.append(torus(r * 0.8, 0.012).moved((0.0, under * uniform(rng, 0.3, 0.5), 0.0)))
     else:  # pouf / drum
         parts.append(cylinder(r, under, caps=False))
-    return parts
+    return [parts[0].named("seat"), *named_all(parts[1:], "leg")]
 
 
 def sofa(rng: np.random.Generator) -> list[Part]:
@@ -405,7 +416,10 @@ def cabinet(rng: np.random.Generator) -> list[Part]:
 
 
 def lamp(rng: np.random.Generator) -> list[Part]:
-    """Lamp: base (disc, block or tripod), straight or bent pole, shade variants."""
+    """Lamp: base (disc, block or tripod), straight or bent pole, shade variants.
+
+    Parts: base (disc, block or tripod feet), pole (straight or bent), shade (with the bulb).
+    """
     floor = rng.random() < 0.5
     h = uniform(rng, 1.2, 1.7) if floor else uniform(rng, 0.35, 0.6)
     scale = 1.6 if floor else 1.0
@@ -424,13 +438,14 @@ def lamp(rng: np.random.Generator) -> list[Part]:
         start = h * uniform(rng, 0.15, 0.3)
         feet = [(0.15 * scale * math.cos(a), 0.15 * scale * math.sin(a)) for a in (0.3, 2.4, 4.5)]
         parts = [segment((x, 0.0, z), (0.0, start, 0.0), pole_r) for x, z in feet]
+    parts = named_all(parts, "base")
     top = np.array([0.0, h, 0.0])
     if rng.random() < 0.35:  # bent arm
         elbow = np.array([0.0, h * uniform(rng, 0.55, 0.8), 0.0])
         top = np.array([uniform(rng, 0.15, 0.35) * scale, h, 0.0])
-        parts += [segment((0.0, start, 0.0), elbow, pole_r), segment(elbow, top, pole_r)]
+        parts += named_all([segment((0.0, start, 0.0), elbow, pole_r), segment(elbow, top, pole_r)], "pole")
     else:
-        parts.append(segment((0.0, start, 0.0), top, pole_r))
+        parts.append(segment((0.0, start, 0.0), top, pole_r).named("pole"))
     rb = uniform(rng, 0.08, 0.15) * scale
     sh = rb * uniform(rng, 0.8, 1.6)
     kind = pick_variant(rng, [0.4, 0.2, 0.25, 0.15])
@@ -442,7 +457,7 @@ def lamp(rng: np.random.Generator) -> list[Part]:
         shade = ellipsoid((rb, sh * 0.7, rb), (0.0, 0.0, 0.0), band=(0.0, 1.0))
     else:  # cone
         shade = frustum(rb, rb * 0.1, sh)
-    parts.append(shade.moved(top - np.array([0.0, sh * uniform(rng, 0.4, 0.8), 0.0])))
+    parts.append(shade.moved(top - np.array([0.0, sh * uniform(rng, 0.4, 0.8), 0.0])).named("shade"))
     if rng.random() < 0.5:
-        parts.append(ellipsoid((0.03, 0.04, 0.03), top))
+        parts.append(ellipsoid((0.03, 0.04, 0.03), top).named("shade"))
     return parts

@@ -57,12 +57,18 @@ def rotation_from_y(direction: ArrayLike3) -> np.ndarray:
 # ------------------------------------------------------------------------- parts
 @dataclass(frozen=True, eq=False)
 class Part:
-    """A surface patch: its area and a sampler, placed by a rigid transform."""
+    """A surface patch: its area and a sampler, placed by a rigid transform.
+
+    ``label`` is the semantic part it belongs to (``"seat"``, ``"wing"``, ...; empty when
+    the class has no part labels). It never touches the random stream: labelling the parts
+    of a builder leaves the clouds it produces unchanged.
+    """
 
     area: float
     sampler: Sampler
     rotation: np.ndarray = field(default_factory=lambda: np.eye(3))
     offset: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    label: str = ""
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """``n`` points on the part's surface in the shape's frame."""
@@ -72,8 +78,21 @@ class Part:
         """The part rotated about the origin by ``rotation``, then shifted by ``offset``."""
         rot = np.eye(3) if rotation is None else np.asarray(rotation, dtype=np.float64)
         return Part(
-            self.area, self.sampler, rot @ self.rotation, rot @ self.offset + np.asarray(offset, dtype=np.float64)
+            self.area,
+            self.sampler,
+            rot @ self.rotation,
+            rot @ self.offset + np.asarray(offset, dtype=np.float64),
+            self.label,
         )
+
+    def named(self, label: str) -> Part:
+        """The same part labelled ``label``."""
+        return Part(self.area, self.sampler, self.rotation, self.offset, label)
+
+
+def named_all(parts: Sequence[Part], label: str) -> list[Part]:
+    """Label a group of parts (e.g. every leg ``"leg"``)."""
+    return [p.named(label) for p in parts]
 
 
 def moved_all(
@@ -87,15 +106,21 @@ def mirrored(parts: Sequence[Part], axis: int) -> list[Part]:
     """The parts reflected across coordinate ``axis`` (e.g. the other wing)."""
     flip = np.eye(3)
     flip[axis, axis] = -1.0
-    return [Part(p.area, p.sampler, flip @ p.rotation, flip @ p.offset) for p in parts]
+    return [Part(p.area, p.sampler, flip @ p.rotation, flip @ p.offset, p.label) for p in parts]
+
+
+def sample_surface_indexed(parts: Sequence[Part], n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` points spread over the parts in proportion to their areas, and the index of each point's part."""
+    areas = np.array([max(p.area, 0.0) for p in parts], dtype=np.float64)
+    counts = rng.multinomial(n, areas / areas.sum())
+    chunks = [p.sample(int(c), rng) for p, c in zip(parts, counts, strict=True) if c > 0]
+    owner = np.repeat(np.arange(len(parts)), counts)
+    return np.concatenate(chunks, axis=0), owner
 
 
 def sample_surface(parts: Sequence[Part], n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` points spread over the parts in proportion to their areas."""
-    areas = np.array([max(p.area, 0.0) for p in parts], dtype=np.float64)
-    counts = rng.multinomial(n, areas / areas.sum())
-    chunks = [p.sample(int(c), rng) for p, c in zip(parts, counts, strict=True) if c > 0]
-    return np.concatenate(chunks, axis=0)
+    return sample_surface_indexed(parts, n, rng)[0]
 
 
 # -------------------------------------------------------------------- samplers
@@ -403,6 +428,14 @@ def remove_random_regions(
     """Cut out 0..max_regions regions (a ball around a surface point, or the
     part beyond a random plane), each removing at most ``max_fraction`` of the
     points, so at least 1 - max_regions * max_fraction of the surface is kept."""
+    return points[kept_after_random_regions(points, rng, max_regions, max_fraction)]
+
+
+def kept_after_random_regions(
+    points: np.ndarray, rng: np.random.Generator, max_regions: int = 2, max_fraction: float = 0.15
+) -> np.ndarray:
+    """Indices (in order) of the points :func:`remove_random_regions` keeps, drawing the same numbers."""
+    kept = np.arange(len(points))
     for _ in range(int(rng.integers(0, max_regions + 1))):
         n_cut = int(rng.uniform(0.03, max_fraction) * len(points))
         if rng.random() < 0.5:  # ball: the n_cut nearest points to a random surface point
@@ -415,4 +448,5 @@ def remove_random_regions(
         keep = np.ones(len(points), dtype=bool)
         keep[drop] = False
         points = points[keep]
-    return points
+        kept = kept[keep]
+    return kept

@@ -1,0 +1,186 @@
+"""Part-segmentation fine-tuning: the data module's splits and draws, the module's weights, loss, predictions, metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from backbones import PointNet, PointViT
+from datamodules.augment import augment
+from datamodules.errors import DataError
+from datamodules.part_dataset import PartShapes, collate_parts
+from datamodules.part_segmentation import SCALE_AND_SHIFT, PartSegmentationDataModule
+from datamodules.shapenet_part import ShapeNetPart
+from lightning_modules.export_command import export
+from lightning_modules.part_iou import PartMIoU, restricted_argmax
+from lightning_modules.partseg import PartSegmentation, SegmenterConfig
+from tests.layouts import write_shapenet_part
+
+SMALL = SegmenterConfig(category_dim=8, propagation_dims=(16,), head_dims=(16,))
+PER_SPLIT = {"train": 3, "val": 2, "test": 2}
+
+
+@pytest.fixture()
+def release(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("POINTDWC_CACHE", str(tmp_path / "cache"))
+    return write_shapenet_part(tmp_path / "shapenetpart", PER_SPLIT, np.random.default_rng(3))
+
+
+def tiny_vit(**kw) -> PointViT:
+    """The architecture of the session's tiny pretraining checkpoint."""
+    return PointViT(embed_dim=32, depth=1, num_heads=2, group_size=8, encoder_dims=(16, 32), **kw)
+
+
+def _data(root: Path, **kw) -> PartSegmentationDataModule:
+    return PartSegmentationDataModule(root=str(root), batch_size=4, num_points=64, **kw)
+
+
+def _names(shapes: list) -> list[str]:
+    return [name for split in shapes for name in split.names]
+
+
+def test_honest_splits_fit_on_train_select_on_val_and_read_test_only_for_test(release) -> None:
+    data = _data(release)
+    data.setup("fit")
+    reader = ShapeNetPart(str(release))
+    assert _names(data.splits["train"]) == reader.part_split("train").names
+    assert _names(data.splits["val"]) == reader.part_split("val").names
+    assert "test" not in data.splits and data.test_loads == 0
+    data.setup("test")
+    assert _names(data.splits["test"]) == reader.part_split("test").names and data.test_loads == 1
+    assert "release's val split" in data.describe_validation()
+
+
+def test_the_field_protocol_fits_on_train_and_val_and_validates_on_test(release) -> None:
+    data = _data(release, validate_on="test")
+    data.setup("fit")
+    reader = ShapeNetPart(str(release))
+    assert _names(data.splits["train"]) == reader.part_split("train").names + reader.part_split("val").names
+    assert _names(data.splits["val"]) == reader.part_split("test").names and data.test_loads == 1
+    assert "TEST split" in data.describe_validation()
+    with pytest.raises(DataError, match="data.validate_on must be 'val' or 'test'"):
+        _data(release, validate_on="train")
+    with pytest.raises(DataError, match="needs a set in ShapeNetPart's layout"):
+        PartSegmentationDataModule(dataset=object())  # type: ignore[arg-type]
+
+
+def test_evaluation_draws_are_fixed_for_every_seed_and_training_draws_change_per_epoch(release, monkeypatch) -> None:
+    monkeypatch.setenv("PL_GLOBAL_SEED", "5")
+    first, second = _data(release), _data(release, seed=9)
+    for data in (first, second):
+        data.setup("fit")
+    a, b = next(iter(first.val_dataloader())), next(iter(second.val_dataloader()))
+    assert torch.equal(a["points"], b["points"]) and torch.equal(a["parts"], b["parts"])
+    assert first._seed() == 5 and second._seed() == 9  # None: the run's seed_everything
+    loader = first.train_dataloader()
+    dataset = loader.dataset
+    dataset.set_epoch(0)
+    epoch0 = dataset[0]["points"]
+    dataset.set_epoch(1)
+    assert not torch.equal(epoch0, dataset[0]["points"])
+    shape = dataset.splits[0].shape(0)  # every drawn point is an original point
+    assert (dataset[0]["points"][:, None] == torch.from_numpy(shape.points)[None]).all(-1).any(1).all()
+
+
+def test_training_augmentation_scales_all_axes_alike_and_shifts() -> None:
+    points = torch.randn(5, 40, 3, generator=torch.Generator().manual_seed(0))
+    moved = augment(points, SCALE_AND_SHIFT, torch.Generator().manual_seed(1))
+    for b in range(5):
+        centred, source = moved[b] - moved[b].mean(0), points[b] - points[b].mean(0)
+        scale = centred / source
+        assert torch.allclose(scale, scale[0, 0].expand_as(scale), atol=1e-4)  # one scale for x, y and z
+        assert 0.8 <= float(scale[0, 0]) <= 1.25
+        shift = moved[b] - scale[0, 0] * points[b]
+        assert torch.allclose(shift, shift[0].expand_as(shift), atol=1e-5) and shift[0].abs().max() <= 0.1
+
+
+def test_every_point_samples_carry_all_original_points(release) -> None:
+    test = ShapeNetPart(str(release)).part_split("test")
+    shapes = PartShapes([test], 64, "fixed", every_point=True)
+    batch = collate_parts([shapes[0], shapes[1]])
+    counts = test.point_counts()[:2]
+    assert batch["points"].shape == (2, 64, 3) and batch["mask"].all()
+    assert batch["all_points"].shape == (2, counts.max(), 3) and batch["all_mask"].sum(1).tolist() == counts.tolist()
+    for b in range(2):
+        whole = test.shape(b)
+        assert np.array_equal(batch["all_points"][b, : counts[b]].numpy(), whole.points)
+        assert np.array_equal(batch["all_parts"][b, : counts[b]].numpy(), whole.parts)
+
+
+def _weights(ckpt: Path, network: str) -> dict[str, torch.Tensor]:
+    prefix = f"{network}.backbone."
+    state = torch.load(ckpt, weights_only=True)["state_dict"]
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def test_a_pretrained_backbone_loads_into_the_segmenter_exactly_and_scratch_does_not(tiny_checkpoint, tmp_path) -> None:
+    table = {"categories": ["a", "b"], "synsets": ["1", "2"], "part_ids": [[0, 1], [2, 3, 4]],
+             "part_names": ["p0", "p1", "p2", "p3", "p4"]}
+    teacher, student = _weights(tiny_checkpoint, "teacher"), _weights(tiny_checkpoint, "student")
+    exported = export(tiny_checkpoint, tmp_path / "encoder.pt")
+    cases = [(str(tiny_checkpoint), None, teacher), (str(tiny_checkpoint), "student", student), (str(exported), None, teacher)]
+    for path, network, expected in cases:
+        module = PartSegmentation(tiny_vit(drop_path=0.2), path, network, SMALL, part_table=table)
+        own = {k[len("segmenter.backbone."):]: v for k, v in module.state_dict().items() if k.startswith("segmenter.backbone.")}
+        assert own.keys() == expected.keys() and all(torch.equal(own[k], expected[k]) for k in own), (path, network)
+        assert not any(k.startswith("backbone.") for k in module.state_dict())  # the backbone is held once
+        assert module.origin.kind in ("checkpoint", "exported") and module.origin.path == path
+    torch.manual_seed(0)
+    scratch = PartSegmentation(tiny_vit(), segmenter=SMALL, part_table=table)
+    own = scratch.backbone.state_dict()
+    assert sum(not torch.equal(v, teacher[k]) for k, v in own.items()) > len(teacher) // 2
+    assert scratch.origin.describe() == "random initialisation (from scratch)"
+
+
+def test_predictions_stay_in_the_category_and_the_loss_is_cross_entropy_over_every_part() -> None:
+    table = {"categories": ["a", "b", "c"], "synsets": ["1", "2", "3"], "part_ids": [[0, 1], [2, 3, 4], [5]],
+             "part_names": [f"p{i}" for i in range(6)]}
+    torch.manual_seed(0)
+    module = PartSegmentation(PointNet(dims=(8, 16)), segmenter=SMALL, part_table=table).eval()
+    points, category = torch.randn(3, 50, 3), torch.tensor([2, 0, 1])
+    with torch.no_grad():
+        logits = module(points, category)
+        pred = module.predict_parts(points, category)
+    assert logits.shape == (3, 50, 6)
+    allowed = [set(ids) for ids in table["part_ids"]]
+    assert all(set(pred[b].tolist()) <= allowed[int(category[b])] for b in range(3))
+    assert (pred[0] == 5).all()  # a one-part category can only predict that part
+    parts = torch.randint(0, 6, (3, 50))
+    expected = F.cross_entropy(logits.reshape(-1, 6), parts.reshape(-1))
+    torch.testing.assert_close(module._loss(logits, parts), expected)
+
+
+def test_every_point_scores_are_the_metric_of_the_propagated_predictions(release) -> None:
+    data = _data(release, every_point=True)
+    torch.manual_seed(0)
+    module = PartSegmentation(tiny_vit(), segmenter=SMALL, part_table=data.part_table.to_dict()).eval()
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    (logged,) = trainer.test(module, datamodule=data, verbose=False)
+    sampled, every = PartMIoU(data.part_table.part_mask()), PartMIoU(data.part_table.part_mask())
+    with torch.no_grad():
+        for batch in data.test_dataloader():
+            sampled.update(module(batch["points"], batch["category"]), batch["parts"], batch["category"])
+            logits = module(batch["points"], batch["category"], batch["all_points"])
+            every.update(restricted_argmax(logits, batch["category"], module.part_mask), batch["all_parts"],
+                         batch["category"], batch["all_mask"])
+    for name, metric in (("test", sampled), ("test/every_point", every)):
+        want = metric.compute()
+        assert logged[f"{name}/inst_miou"] == pytest.approx(100 * float(want["inst_miou"]), abs=1e-4)
+        assert logged[f"{name}/cls_miou"] == pytest.approx(100 * float(want["cls_miou"]), abs=1e-4)
+    assert {f"test/miou/{c}" for c in ("Airplane", "Bag", "Chair")} <= set(logged)
+    assert data.test_loads == 1
+
+
+def test_a_checkpoint_of_another_part_table_is_one_clear_error(release) -> None:
+    data = _data(release)
+    module = PartSegmentation(tiny_vit(), segmenter=SMALL, part_table=data.part_table.to_dict())
+    other = dict(data.part_table.to_dict(), categories=["X"] * 16)
+    with pytest.raises(DataError, match="the checkpoint segments 16 categories \\(X, X, X, X, …\\)"):
+        module.on_load_checkpoint({"state_dict": module.state_dict(), "hyper_parameters": {"part_table": other}})
+    with pytest.raises(DataError, match="does not fit the configured segmentation model"):
+        module.on_load_checkpoint({"state_dict": {"segmenter.head.0.weight": torch.zeros(1)}})
