@@ -72,3 +72,19 @@ def test_compile_option_from_the_cli(tmp_path, monkeypatch) -> None:
 def test_an_unknown_backend_is_refused_naming_the_field() -> None:
     with pytest.raises(ValueError, match="model.compile: 'fastest' is not a torch.compile backend"):
         DistillationWithContrast(compile="fastest")
+
+
+def test_ddp_fit_with_compiled_networks(tiny_modelnet, tmp_path) -> None:
+    """2 gloo processes, each compiling its networks inside Lightning's DDP wrapper, train and probe."""
+    from tests.test_cli import run_console
+
+    args = ["fit", "--config", TINY, "--model.compile", "aot_eager", "--data.root", str(tiny_modelnet),
+            "--probe.root", str(tiny_modelnet), "--trainer.logger", "false", "--trainer.max_epochs", "1",
+            "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
+    proc = run_console(args, tmp_path)
+    assert proc.stdout.count("probe/svm_acc") == 1, proc.stdout[-2000:]
+    assert "recompile" not in proc.stderr.lower(), proc.stderr[-2000:]  # no graph fell back to eager
+    (run,) = (tmp_path / "runs").iterdir()
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    # 24 clouds, batch 4 per rank on 2 ranks: 3 steps in the epoch
+    assert checkpoint["global_step"] == 3 and checkpoint["hyper_parameters"]["compile"] == "aot_eager"
