@@ -72,6 +72,7 @@ def test_step_timer_splits_each_step_into_loader_wait_crops_and_compute(monkeypa
     assert timer.split() == pytest.approx({"loader wait": 0.2, "crops": 0.1, "compute": 0.7})
 
 
+@pytest.mark.skipif(not cr.REFERENCE.is_file(), reason=f"the reference step {cr.REFERENCE} is not beside this checkout")
 def test_comparison_end_to_end_on_the_tiny_config(capsys) -> None:
     cr.main(["--config", TINY, "--runs", "1", "--steps", "1", "--warmup", "1", "--ref-workers", "0"])
     out = capsys.readouterr().out
