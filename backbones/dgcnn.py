@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from backbones.base import BackboneOutput, PointBackbone
 from backbones.edge_conv import EdgeConv, knn_graph
+from backbones.max_pool import max_pool
 from backbones.pointwise import PointwiseLinear
 
 
@@ -65,7 +66,7 @@ class DGCNN(PointBackbone):
     def forward(self, points: Tensor, return_attention: bool = False) -> BackboneOutput:
         """(B, N, 3) -> global feature (B, 2·emb_dims); tokens are the per-point embeddings (B, N, emb_dims)."""
         per_point = self._layers(points)[-1]
-        feature = torch.cat([per_point.amax(dim=1), per_point.mean(dim=1)], dim=-1)
+        feature = torch.cat([max_pool(per_point, dim=1), per_point.mean(dim=1)], dim=-1)
         return BackboneOutput(global_feature=feature, tokens=per_point)
 
     def point_features(self, points: Tensor) -> Tensor:

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from backbones.grouping import gather_points, knn
+from backbones.max_pool import max_pool
 
 
 def knn_graph(features: Tensor, k: int) -> Tensor:
@@ -53,7 +54,7 @@ class EdgeConv(nn.Module):
         y = self.norm(edges.reshape(-1, c))
         # in place: BatchNorm's backward needs its input, not its output (one edge tensor less)
         y = F.leaky_relu(y, self.negative_slope, inplace=True)
-        return y.view(b, n, k, c).max(dim=2).values  # backward: a scatter at the argmax (amax spreads over ties, slower)
+        return max_pool(y.view(b, n, k, c), dim=2)
 
 
 def edge_features(x: Tensor, graph: Tensor) -> Tensor:

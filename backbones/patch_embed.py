@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from backbones.max_pool import max_pool
+
 
 class MiniPointNet(nn.Module):
     """Embed each patch of k points to one token of width ``embed_dim``.
@@ -30,9 +32,9 @@ class MiniPointNet(nn.Module):
     def forward(self, neighborhoods: Tensor) -> Tensor:
         """(B, M, k, 3) relative patch coordinates -> (B, M, embed_dim) tokens."""
         f = self.first(neighborhoods)
-        pooled = f.amax(dim=2, keepdim=True)
+        pooled = max_pool(f, dim=2, keepdim=True)
         concat_linear, h2 = self.second[0], f.shape[-1]
         x = F.linear(f, concat_linear.weight[:, h2:]) + F.linear(
             pooled, concat_linear.weight[:, :h2], concat_linear.bias
         )
-        return self.second[1:](x).amax(dim=2)
+        return max_pool(self.second[1:](x), dim=2)

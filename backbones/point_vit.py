@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from backbones.base import BackboneOutput, PointBackbone
 from backbones.grouping import group_patches
+from backbones.max_pool import max_pool
 from backbones.patch_embed import MiniPointNet
 from backbones.transformer import Block
 
@@ -101,7 +102,7 @@ class PointViT(PointBackbone):
             x, a = block(x, return_attention and i == len(self.blocks) - 1)
             attn = a if a is not None else attn
         x = self.norm(x)
-        feature = torch.cat([x[:, 0], x[:, 1:].amax(dim=1)], dim=-1)
+        feature = torch.cat([x[:, 0], max_pool(x[:, 1:], dim=1)], dim=-1)
         return BackboneOutput(global_feature=feature, tokens=x, attention=attn, centers=centers)
 
     def block_tokens(self, points: Tensor, blocks: Sequence[int]) -> tuple[list[Tensor], Tensor]:

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from backbones.base import BackboneOutput, PointBackbone
+from backbones.max_pool import max_pool
 from backbones.pointwise import PointwiseLinear
 from backbones.tnet import TNet
 
@@ -55,7 +56,7 @@ class PointNet(PointBackbone):
     def forward(self, points: Tensor, return_attention: bool = False) -> BackboneOutput:
         """(B, N, 3) -> global feature (B, C); tokens are the per-point features (B, N, C)."""
         per_point = self._layers(points)[-1]
-        return BackboneOutput(global_feature=per_point.amax(dim=1), tokens=per_point)
+        return BackboneOutput(global_feature=max_pool(per_point, dim=1), tokens=per_point)
 
     def point_features(self, points: Tensor) -> Tensor:
         """(B, N, sum(dims)): every layer's per-point output concatenated (PointNet's segmentation skips).

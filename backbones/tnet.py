@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from backbones.max_pool import max_pool
 from backbones.pointwise import PointwiseLinear
 
 
@@ -33,6 +34,6 @@ class TNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, N, d) -> (B, d, d): identity plus the predicted correction."""
-        pooled = self.mlp(x).amax(dim=1)
+        pooled = max_pool(self.mlp(x), dim=1)
         delta = self.out(self.fc(pooled)).view(-1, self.dim, self.dim)
         return delta + torch.eye(self.dim, device=x.device, dtype=delta.dtype)

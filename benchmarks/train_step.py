@@ -40,6 +40,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -47,6 +48,8 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(ROOT))
 CONFIGS = {
     "cpu": {"vit": "default.yaml", "pointnet": "pointnet.yaml", "dgcnn": "dgcnn.yaml"},
     "gpu": {"vit": "vit_small.yaml", "pointnet": "pointnet_gpu.yaml", "dgcnn": "dgcnn_gpu.yaml"},
