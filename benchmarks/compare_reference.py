@@ -24,6 +24,7 @@ Usage:
     python benchmarks/compare_reference.py                                   # configs/default.yaml, CPU
     python benchmarks/compare_reference.py --runs 5 --steps 30
     python benchmarks/compare_reference.py --config configs/vit_small.yaml --precision bf16 --ref-workers 8   # GPU
+    python benchmarks/compare_reference.py --config configs/vit_small.yaml --precision bf16 --compile --warmup 10
 Last line: ``ratio X``.
 """
 
@@ -157,7 +158,7 @@ def run_reference(path: Path, sizes: dict, precision: str, device: str, ref_args
 
 # ------------------------------------------------------------------ pointdwc's process
 def run_pointdwc(configs: list[str], steps: int, warmup: int, device: str, precision: str, workers: int | None,
-                 raw_points: int) -> None:
+                 raw_points: int, compile_networks: bool = False) -> None:
     """Fit the config's model for ``warmup + steps`` steps on random clouds; print samples/s and the split."""
     import pytorch_lightning as pl
     import torch
@@ -170,6 +171,8 @@ def run_pointdwc(configs: list[str], steps: int, warmup: int, device: str, preci
     overrides = config_overrides(configs, accelerator)
     if workers is not None:
         overrides += ["--data.num_workers", str(workers)]
+    if compile_networks:
+        overrides += ["--model.compile", "true"]
     cli = run_cli(overrides, run=False)
     model, data = cli.model, cli.datamodule
     data.dataset = RandomClouds(random_clouds(clouds_needed(data.batch_size, warmup, steps), raw_points))
@@ -245,7 +248,7 @@ def compare(args: argparse.Namespace) -> Summary:
     workers = args.workers if args.workers is not None else cli.datamodule.num_workers
     common = ["--config-json", json.dumps(args.config), "--steps", str(args.steps), "--warmup", str(args.warmup),
               "--device", device, "--precision", args.precision, "--raw-points", str(args.raw_points)]
-    pointdwc_args = common + ["--workers", str(workers)]
+    pointdwc_args = common + ["--workers", str(workers)] + (["--compile"] if args.compile else [])
     reference_args = common + ["--reference", str(args.reference), "--sizes", json.dumps(sizes),
                                "--ref-workers", str(args.ref_workers)]
     print(f"device: {device} ({_device_name(torch.device(device))}), threads {torch.get_num_threads()}, "
@@ -294,6 +297,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ref-workers", type=int, default=2, help="the reference's loader workers (its default: 2)")
     parser.add_argument("--raw-points", type=int, default=2048, help="points per stored random cloud")
     parser.add_argument("--reference", type=Path, default=REFERENCE, help="path of refstep.py")
+    parser.add_argument("--compile", action="store_true",
+                        help="pointdwc with --model.compile true (compilation in the warm-up steps)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds allowed per run")
     # one side, in its own process (used by the comparison itself)
     parser.add_argument("--child", choices=["pointdwc", "reference"], help=argparse.SUPPRESS)
@@ -305,7 +310,7 @@ def main(argv: list[str] | None = None) -> None:
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if args.child == "pointdwc":
         run_pointdwc(json.loads(args.config_json), args.steps, args.warmup, args.device, args.precision, args.workers,
-                     args.raw_points)
+                     args.raw_points, args.compile)
         return
     if args.child == "reference":
         ref_args = reference_arguments(json.loads(args.sizes), args.steps, args.warmup, args.ref_workers, args.device,

@@ -155,8 +155,8 @@ class DistillationWithContrast(pl.LightningModule):
             (``true``: inductor; a string names another backend, e.g. ``aot_eager`` to check
             graph capture without generating code), one static-shape graph per crop
             resolution; see :meth:`~lightning_modules.network.Network.compile_forward`. Off by
-            default: measured no faster on a 2-core CPU once compiled, and its compile time
-            exceeded the gain there (README, "Benchmarks").
+            default: measured no faster on a 2-core CPU once compiled, and compiling takes
+            minutes there; not yet measured on a GPU (README, "Benchmarks").
     """
 
     def __init__(
