@@ -109,7 +109,7 @@ def test_ddp_fit_with_a_batchnorm_backbone_and_synced_batchnorm(tiny_modelnet, t
     "config, kind, init",
     [
         ("pointnet.yaml", "PointNet", {"out_dim": 1024}),
-        ("dgcnn.yaml", "DGCNN", {"k": 10, "out_dim": 1024}),
+        ("dgcnn.yaml", "DGCNN", {"k": 8, "out_dim": 512}),
         ("pointnet_gpu.yaml", "PointNet", {"out_dim": 1024}),
         ("dgcnn_gpu.yaml", "DGCNN", {"k": 20, "out_dim": 2048}),
     ],
