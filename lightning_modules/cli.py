@@ -29,6 +29,7 @@ from lightning_modules.dist import print_rank_zero
 from lightning_modules.dwc import DistillationWithContrast
 from lightning_modules.probe import LinearProbe
 from lightning_modules.run_folder import ENV_RUN_DIR, RunFolder, RunFolderError, choose_run_folder
+from lightning_modules.wandb_runs import finish_wandb_runs
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
@@ -123,6 +124,13 @@ class PointDWCCLI(LightningCLI):
         add_run_name_argument(parser)
         parser.link_arguments("data.batch_size", "model.batch_size")
         parser.link_arguments("trainer.max_epochs", "model.max_epochs")
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        """Run ``subcommand``, then end its W&B run (:mod:`lightning_modules.wandb_runs`)."""
+        try:
+            super()._run_subcommand(subcommand)
+        finally:
+            finish_wandb_runs(getattr(self, "trainer", None))
 
     def choose_folder(self, config: Namespace) -> RunFolder:
         """This run's folder: new, or the one of the checkpoint a fit resumes."""

@@ -153,8 +153,7 @@ class ProtocolCLI(PointDWCCLI):
                 self.before_instantiate_classes()
                 self.instantiate_classes()
                 self.after_instantiate_classes()
-            super()._run_subcommand("fit")
-            finish_wandb_runs(self.trainer)  # the next seed, or the next run of this process, gets its own W&B run
+            super()._run_subcommand("fit")  # ends its W&B run: the next seed gets its own
         self._report(seeds)
 
     # ------------------------------------------------------------------ the protocol
@@ -215,15 +214,6 @@ class ProtocolCLI(PointDWCCLI):
             f"by {ckpt or 'the configured model'} (initialised from {origin}; checkpoints of its run were chosen on "
             f"{validation}); {'%d augmented passes averaged' % votes if votes > 1 else 'no voting'}"
         )
-
-
-def finish_wandb_runs(trainer: Any) -> None:
-    """End the W&B run of every ``WandbLogger`` of ``trainer`` (its files written; a later logger starts a new run)."""
-    from pytorch_lightning.loggers import WandbLogger
-
-    for logger in trainer.loggers:
-        if isinstance(logger, WandbLogger) and getattr(logger, "_experiment", None) is not None:
-            logger.experiment.finish()
 
 
 def run_protocol_cli(
