@@ -34,7 +34,6 @@ import json
 import sys
 import time
 import warnings
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +42,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.protocol_runs import pretrained_for, timed_fit  # noqa: E402
 from lightning_modules.evaluation_protocol import (  # noqa: E402
-    CheckpointScores,
     RunResult,
     mean_std,
-    protocol_line,
     results_table,
 )
 from lightning_modules.finetune_command import SPEC  # noqa: E402
@@ -82,27 +80,8 @@ def finetune_run(set_name: str, seed: int, ckpt: str | None, extra: list[str], w
     """One fine-tuning run of the honest protocol; its result and wall time."""
     from lightning_modules.finetune_command import run_finetune
 
-    args = ["fit", "--seed_everything", str(seed), "--trainer.logger", "false",
-            "--trainer.default_root_dir", str(workdir), *dataset_args(set_name), *extra]
-    if ckpt is not None:
-        args += ["--ckpt", ckpt]
-    start = time.perf_counter()
-    cli = run_finetune(args)
-    wall = time.perf_counter() - start
-    (result,) = cli.results
-    return {"result": _plain(result), "wall_seconds": wall, "protocol": protocol_line(SPEC, cli.datamodule, cli.model, [seed])}
-
-
-def _plain(result: RunResult) -> dict[str, Any]:
-    return asdict(result)
-
-
-def _run_result(entry: dict[str, Any]) -> RunResult:
-    raw = entry["result"]
-    selected = CheckpointScores(**raw["selected"]) if raw.get("selected") else None
-    result = RunResult(raw["seed"], CheckpointScores(**raw["last"]), selected, raw.get("selection_score"))
-    result.fit_seconds = raw.get("fit_seconds", float("nan"))
-    return result
+    return timed_fit(run_finetune, ["--trainer.default_root_dir", str(workdir), *dataset_args(set_name), *extra],
+                     seed, ckpt)
 
 
 def finetune_table(results: dict[str, Any], set_name: str) -> str:
@@ -112,7 +91,7 @@ def finetune_table(results: dict[str, Any], set_name: str) -> str:
         entries = [v for k, v in sorted(results.items()) if k.startswith(f"finetune_{set_name}/{arm}/")]
         if not entries:
             continue
-        runs = [_run_result(e) for e in entries]
+        runs = [RunResult.from_dict(e["result"]) for e in entries]
         lines.append(f"\n**{set_name}, {arm}** (the first run's protocol line; seeds {[r.seed for r in runs]}):")
         lines.append(entries[0]["protocol"])
         lines.append(results_table(runs, SPEC))
@@ -202,7 +181,7 @@ def main() -> None:
         if task.startswith("finetune_"):
             set_name = task.split("_", 1)[1]
             for index, seed in enumerate(args.seeds):
-                pretrained = args.pretrained[index] if len(args.pretrained) > 1 else args.pretrained[0]
+                pretrained = pretrained_for(index, args.pretrained)
                 for arm, ckpt in (("pretrained", pretrained), ("scratch", None)):
                     key = f"{task}/{arm}/seed{seed}"
                     if key not in results:

@@ -25,9 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 import warnings
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -36,41 +34,19 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lightning_modules.evaluation_protocol import CheckpointScores, RunResult, mean_std, results_table  # noqa: E402
+from benchmarks.protocol_runs import pretrained_for, timed_fit  # noqa: E402
+from lightning_modules.evaluation_protocol import RunResult, mean_std, results_table  # noqa: E402
 from lightning_modules.partseg_command import SPEC  # noqa: E402
 
 ARMS = ("pretrained", "scratch")
 
 
-def pretrained_for(seed_index: int, files: list[str]) -> str:
-    """The file seed number ``seed_index`` fine-tunes: its own when there are several, else the one."""
-    return files[seed_index] if len(files) > 1 else files[0]
-
-
 def run_arm(arm: str, seed: int, ckpt: str | None, config: list[str], extra: list[str], workdir: Path) -> dict[str, Any]:
     """One ``pointdwc partseg fit`` of the honest protocol; its result, protocol line and wall time."""
-    from lightning_modules.evaluation_protocol import protocol_line
     from lightning_modules.partseg_command import run_partseg
 
-    args = ["fit", *[x for c in config for x in ("--config", c)], "--seed_everything", str(seed),
-            "--trainer.logger", "false", "--trainer.default_root_dir", str(workdir / arm), *extra]
-    if ckpt is not None:
-        args += ["--ckpt", ckpt]
-    start = time.perf_counter()
-    cli = run_partseg(args)
-    wall = time.perf_counter() - start
-    (result,) = cli.results
-    return {"result": asdict(result), "wall_seconds": wall,
-            "protocol": protocol_line(cli.spec, cli.datamodule, cli.model, [seed]), "args": args}
-
-
-def as_run_result(entry: dict[str, Any]) -> RunResult:
-    """A stored run back as a :class:`RunResult` (for the shared table)."""
-    raw = entry["result"]
-    selected = CheckpointScores(**raw["selected"]) if raw.get("selected") else None
-    result = RunResult(raw["seed"], CheckpointScores(**raw["last"]), selected, raw.get("selection_score"))
-    result.fit_seconds = raw.get("fit_seconds", float("nan"))
-    return result
+    args = [*[x for c in config for x in ("--config", c)], "--trainer.default_root_dir", str(workdir / arm), *extra]
+    return timed_fit(run_partseg, args, seed, ckpt)
 
 
 def arm_runs(results: dict[str, Any], arm: str) -> list[dict[str, Any]]:
@@ -87,7 +63,7 @@ def summary_table(results: dict[str, Any]) -> str:
         entries = arm_runs(results, arm)
         if not entries:
             continue
-        runs = [as_run_result(e) for e in entries]
+        runs = [RunResult.from_dict(e["result"]) for e in entries]
         wall = mean_std([e["wall_seconds"] for e in entries], 0)
         for which in ("selected", "last"):
             scores = [getattr(r, which) for r in runs if getattr(r, which) is not None]
@@ -114,7 +90,7 @@ def report(results: dict[str, Any]) -> str:
             continue
         seed = entries[0]["result"]["seed"]
         parts.append(f"\n**{arm}** (the protocol line of its seed-{seed} run: {entries[0]['protocol']})")
-        parts.append(results_table([as_run_result(e) for e in entries], SPEC))
+        parts.append(results_table([RunResult.from_dict(e["result"]) for e in entries], SPEC))
     parts.append("\n**summary** (test split; pointdwc's honest protocol, data as in the protocol lines above; mean ± std over seeds)")
     parts.append(summary_table(results))
     return "\n".join(parts)

@@ -67,6 +67,13 @@ class RunResult:
     fit_seconds: float = float("nan")
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> RunResult:
+        """The inverse of ``dataclasses.asdict`` (a result stored as JSON, read back)."""
+        selected = CheckpointScores(**raw["selected"]) if raw.get("selected") else None
+        return cls(raw["seed"], CheckpointScores(**raw["last"]), selected, raw.get("selection_score"),
+                   raw.get("run_folder"), raw.get("fit_seconds", float("nan")), dict(raw.get("extra") or {}))
+
 
 def protocol_name(datamodule: Any) -> Literal["pointdwc", "field"]:
     """``field`` when validation runs on the test split, else ``pointdwc``."""

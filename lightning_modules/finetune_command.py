@@ -14,7 +14,6 @@ loaded first (CPU-sized, the embedded synthetic set)::
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from datamodules.classification import ClassificationDataModule
 from lightning_modules.cli import CONFIG_DIR
@@ -30,12 +29,9 @@ SPEC = ProtocolSpec(select_metric="val/acc", mode="max", report=("test/acc", "te
 
 
 class FineTuneCLI(ProtocolCLI):
-    """``pointdwc finetune``: :class:`ProtocolCLI` with the fine-tuning hint."""
+    """``pointdwc finetune``: :class:`ProtocolCLI` of the classification fine-tuning."""
 
-    def evaluate_hint(self, path: str) -> str:
-        run = Path(path).parent.parent
-        config = f"--config {run / 'config.yaml'} " if (run / "config.yaml").is_file() else ""
-        return f"pointdwc finetune test {config}--ckpt_path {path}"
+    command = "pointdwc finetune"
 
 
 def run_finetune(args: list[str] | None = None, run: bool = True) -> FineTuneCLI:

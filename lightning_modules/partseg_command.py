@@ -21,7 +21,6 @@ resampled points (and with ``--data.every_point true`` on every original point a
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 from datamodules.part_segmentation import PartSegmentationDataModule
 from lightning_modules.cli import CONFIG_DIR
@@ -60,6 +59,8 @@ def metric_legend(every_point: bool, num_points: int) -> str:
 class PartSegCLI(ProtocolCLI):
     """``pointdwc partseg``: :class:`ProtocolCLI` reporting the every-point figures when they are computed."""
 
+    command = "pointdwc partseg"
+
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
         every_point = bool(getattr(self.datamodule, "every_point", False))
@@ -74,10 +75,6 @@ class PartSegCLI(ProtocolCLI):
         super().after_test()
         print_rank_zero(metric_legend(self.datamodule.every_point, self.datamodule.num_points))
 
-    def evaluate_hint(self, path: str) -> str:
-        run = Path(path).parent.parent
-        config = f"--config {run / 'config.yaml'} " if (run / "config.yaml").is_file() else ""
-        return f"pointdwc partseg test {config}--ckpt_path {path}"
 
 
 def run_partseg(args: list[str] | None = None, run: bool = True) -> PartSegCLI:

@@ -196,9 +196,14 @@ class ProtocolCLI(PointDWCCLI):
         if best:
             print(f"evaluate a selected checkpoint again with: {self.evaluate_hint(best[0])}")
 
+    command: str = ""
+    """The task's command (``pointdwc finetune``): the start of the hint that tests a checkpoint again."""
+
     def evaluate_hint(self, path: str) -> str:
-        """The command that tests a checkpoint of this CLI (overridden by the task's command)."""
-        return f"test --ckpt_path {path}"
+        """The command that tests the checkpoint ``path`` again, with its run's saved config when there is one."""
+        run = Path(path).parent.parent
+        config = f"--config {run / 'config.yaml'} " if (run / "config.yaml").is_file() else ""
+        return f"{self.command} test {config}--ckpt_path {path}".lstrip()
 
     def after_test(self) -> None:
         """Name the protocol behind the checkpoint that was just tested."""

@@ -54,6 +54,14 @@ def test_fit_selects_on_a_carved_split_and_reads_the_test_split_only_at_the_end(
     best = entry["selected"]["path"]
     assert best == str(run / "checkpoints" / "best.ckpt") and (run / "checkpoints" / "last.ckpt").is_file()
     assert list((run / "wandb").glob("offline-run-*"))  # W&B, offline
+    assert f"again with: pointdwc finetune test --config {run / 'config.yaml'} --ckpt_path {best}" in out
+    # the results file reads back as the run's result (the benchmarks' tables do)
+    from dataclasses import asdict
+
+    from lightning_modules.evaluation_protocol import RunResult
+
+    (result,) = cli.results
+    assert RunResult.from_dict(json.loads(json.dumps(asdict(result)))) == result
 
     # `finetune test` of the selected checkpoint gives the same figures and names the protocol
     tested = run_finetune(["test", "--config", TINY, "--data.root", str(tiny_modelnet), "--ckpt_path", best])
