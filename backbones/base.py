@@ -48,7 +48,7 @@ class PointBackbone(nn.Module):
 
         A backbone that returns something here accepts it back as ``forward(points,
         patches=...)`` and then skips that work: the teacher and the student see the same
-        global crops and share it (:class:`~lightning_modules.network.Network`).
+        global crops and share it (:class:`~lightning_modules.pretrain.network.Network`).
         """
         return None
 

@@ -2,7 +2,7 @@
 
 Shared MLP 3-64-64-64-128-1024 with BatchNorm and ReLU on every point, global max-pool
 to a 1024-d feature (OcCo, STRL, CrossPoint). No T-Net by default; the input T-Net is an
-option. BatchNorm makes the teacher's statistics matter: see ``lightning_modules.ema``
+option. BatchNorm makes the teacher's statistics matter: see ``lightning_modules.pretrain.ema``
 (:func:`set_teacher_mode`) and ``model.sync_batchnorm`` for DDP.
 """
 

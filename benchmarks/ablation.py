@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.real_meshes import build as build_real_meshes  # noqa: E402
 from datamodules import MeshFolder, PointCloudSet, SyntheticShapes  # noqa: E402
-from lightning_modules.probe import extract_features, linear_svm, weighted_knn  # noqa: E402
+from lightning_modules.evaluation.probe import extract_features, linear_svm, weighted_knn  # noqa: E402
 
 BACKBONES = {"vit": None, "pointnet": ROOT / "configs" / "pointnet.yaml", "dgcnn": ROOT / "configs" / "dgcnn.yaml"}
 """The config each backbone adds on top of ``configs/default.yaml`` (the default is PoinT-ViT)."""
@@ -119,8 +119,8 @@ def pretrain(arm: str, seed: int, config: list[str], extra: list[str], workdir: 
     """Fit one arm with the project's CLI (no end-of-fit probe) and return the teacher backbone."""
     from pytorch_lightning.loggers import CSVLogger
 
-    from lightning_modules.cli import run_cli
-    from lightning_modules.probe import LinearProbe
+    from lightning_modules.commands.cli import run_cli
+    from lightning_modules.evaluation.probe import LinearProbe
 
     args = [*config, "--seed_everything", str(seed), "--trainer.logger", "false",
             "--trainer.enable_checkpointing", "false", "--trainer.callbacks", "[]", *ARMS[arm], *extra]
@@ -147,7 +147,7 @@ def pretrain(arm: str, seed: int, config: list[str], extra: list[str], workdir: 
 
 def untrained(seed: int, config: list[str], extra: list[str]) -> nn.Module:
     """The configured architecture at seed ``seed``'s initialisation."""
-    from lightning_modules.cli import run_cli
+    from lightning_modules.commands.cli import run_cli
 
     cli = run_cli([*config, "--seed_everything", str(seed), "--trainer.logger", "false", *extra], run=False)
     return cli.model.teacher.backbone

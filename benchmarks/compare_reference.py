@@ -165,7 +165,7 @@ def run_pointdwc(configs: list[str], steps: int, warmup: int, device: str, preci
 
     from benchmarks.random_clouds import RandomClouds, clouds_needed, random_clouds
     from benchmarks.step_timer import StepTimer, peak_memory
-    from lightning_modules.cli import run_cli
+    from lightning_modules.commands.cli import run_cli
 
     accelerator = "gpu" if device.startswith("cuda") else "cpu"
     overrides = config_overrides(configs, accelerator)
@@ -240,7 +240,7 @@ def compare(args: argparse.Namespace) -> Summary:
     """Interleaved runs of both sides; prints every run and the summary."""
     import torch
 
-    from lightning_modules.cli import run_cli
+    from lightning_modules.commands.cli import run_cli
 
     device = args.device
     cli = run_cli(config_overrides(args.config, "cpu"), run=False)  # sizes only: built on the CPU

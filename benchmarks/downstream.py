@@ -43,12 +43,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.protocol_runs import pretrained_for, timed_fit  # noqa: E402
-from lightning_modules.evaluation_protocol import (  # noqa: E402
+from lightning_modules.evaluation.protocol import (  # noqa: E402
     RunResult,
     mean_std,
     results_table,
 )
-from lightning_modules.finetune_command import SPEC  # noqa: E402
+from lightning_modules.commands.finetune import SPEC  # noqa: E402
 
 TASKS = (
     "finetune_synthetic",
@@ -78,7 +78,7 @@ def dataset_args(name: str) -> list[str]:
 # ---------------------------------------------------------------------- fine-tuning
 def finetune_run(set_name: str, seed: int, ckpt: str | None, extra: list[str], workdir: Path) -> dict[str, Any]:
     """One fine-tuning run of the honest protocol; its result and wall time."""
-    from lightning_modules.finetune_command import run_finetune
+    from lightning_modules.commands.finetune import run_finetune
 
     return timed_fit(run_finetune, ["--trainer.default_root_dir", str(workdir), *dataset_args(set_name), *extra],
                      seed, ckpt)
@@ -103,7 +103,7 @@ def finetune_table(results: dict[str, Any], set_name: str) -> str:
 def fewshot_run(set_name: str, protocol: str, way: int, shot: int, query: int, folds: int, seed: int,
                 ckpt: str | None, sets: list[str], workdir: Path) -> dict[str, Any]:
     """``pointdwc fewshot`` for one setting; what its results.json holds, plus the wall time."""
-    from lightning_modules.fewshot_command import build_parser, run
+    from lightning_modules.commands.fewshot import build_parser, run
 
     argv = ["--way", str(way), "--shot", str(shot), "--query", str(query), "--folds", str(folds), "--seed", str(seed),
             "--protocol", protocol, "--out", str(workdir), *dataset_args(set_name)]

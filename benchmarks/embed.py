@@ -28,10 +28,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from datamodules.point_files import PointFileFolder  # noqa: E402
+from datamodules.formats.point_files import PointFileFolder  # noqa: E402
 from lightning_modules.checkpoint_encoder import load_checkpoint_encoder  # noqa: E402
-from lightning_modules.embed_command import choose_device, embed_files  # noqa: E402
-from lightning_modules.probe import extract_features  # noqa: E402
+from lightning_modules.commands.embed import choose_device, embed_files  # noqa: E402
+from lightning_modules.evaluation.probe import extract_features  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:
@@ -41,7 +41,7 @@ def _sync(device: torch.device) -> None:
 
 def initial_checkpoint(config: str | None, path: Path) -> Path:
     """A checkpoint of the configured model at its initialisation (weights only; no training)."""
-    from lightning_modules.cli import run_cli
+    from lightning_modules.commands.cli import run_cli
 
     cli = run_cli([*(["--config", config] if config else []), "--trainer.logger", "false"], run=False)
     model = cli.model

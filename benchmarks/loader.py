@@ -82,7 +82,7 @@ from datamodules import (
     ShapeNet55,
     SyntheticShapes,
 )
-from datamodules.augment import AugmentConfig
+from datamodules.views.augment import AugmentConfig
 from datamodules.pointcloud import CloudDataset
 from tests import layouts
 

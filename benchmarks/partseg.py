@@ -35,15 +35,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.protocol_runs import pretrained_for, timed_fit  # noqa: E402
-from lightning_modules.evaluation_protocol import RunResult, mean_std, results_table  # noqa: E402
-from lightning_modules.partseg_command import SPEC  # noqa: E402
+from lightning_modules.evaluation.protocol import RunResult, mean_std, results_table  # noqa: E402
+from lightning_modules.commands.partseg import SPEC  # noqa: E402
 
 ARMS = ("pretrained", "scratch")
 
 
 def run_arm(arm: str, seed: int, ckpt: str | None, config: list[str], extra: list[str], workdir: Path) -> dict[str, Any]:
     """One ``pointdwc partseg fit`` of the honest protocol; its result, protocol line and wall time."""
-    from lightning_modules.partseg_command import run_partseg
+    from lightning_modules.commands.partseg import run_partseg
 
     args = [*[x for c in config for x in ("--config", c)], "--trainer.default_root_dir", str(workdir / arm), *extra]
     return timed_fit(run_partseg, args, seed, ckpt)

@@ -15,7 +15,7 @@ def pretrained_for(seed_index: int, files: list[str]) -> str:
 def timed_fit(run: Callable[[list[str]], Any], args: list[str], seed: int, ckpt: str | None) -> dict[str, Any]:
     """``run(["fit", ...])`` with this seed (and ``--ckpt`` when given), W&B off: its one result, protocol line,
     wall time and arguments, as stored in a benchmark's results file (``RunResult.from_dict`` reads it back)."""
-    from lightning_modules.evaluation_protocol import protocol_line
+    from lightning_modules.evaluation.protocol import protocol_line
 
     args = ["fit", "--seed_everything", str(seed), "--trainer.logger", "false", *args]
     if ckpt is not None:

@@ -100,8 +100,8 @@ def measure(config: str, args: argparse.Namespace) -> dict:
     from benchmarks.flops import count_flops, default_peak_tflops, mfu
     from benchmarks.random_clouds import RandomClouds, clouds_needed, random_clouds
     from benchmarks.step_timer import peak_memory
-    from lightning_modules.cli import run_cli
-    from lightning_modules.ema import ema_update
+    from lightning_modules.commands.cli import run_cli
+    from lightning_modules.pretrain.ema import ema_update
 
     accelerator = "gpu" if args.device.startswith("cuda") else "cpu"
     overrides = ["--config", config, "--trainer.logger", "false", "--trainer.accelerator", accelerator]

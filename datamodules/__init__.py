@@ -1,38 +1,79 @@
-"""Data: the data sets (one class per on-disk layout), multi-crop views and the DataModule."""
+"""Data: every data set the project reads, multi-crop views, and the DataModules that serve them.
 
-from datamodules.classification import ClassificationDataModule
-from datamodules.crops import CropSpec, MultiCrop, MultiCropConfig
-from datamodules.dataset import PointCloudSet, PointCloudSplit
-from datamodules.errors import DataError
-from datamodules.fewshot_generator import GeneratedFewShot
-from datamodules.mesh_folder import MeshFolder
-from datamodules.modelnet_fewshot import ModelNetFewShot
-from datamodules.modelnet_h5 import ModelNet40H5
-from datamodules.modelnet_resampled import ModelNetResampled
-from datamodules.pointcloud import PointCloudDataModule
-from datamodules.scanobjectnn import ScanObjectNN
-from datamodules.shapenet55 import ShapeNet55
-from datamodules.shapenet_part import ShapeNetPart
-from datamodules.synthetic import SyntheticShapes
-from datamodules.synthetic_parts import SyntheticParts
+* :mod:`datamodules.formats` — one module per on-disk layout: the release data sets (ModelNet40
+  HDF5 and resampled, ScanObjectNN, ShapeNet55, ShapeNetPart, the few-shot folds) and users' own
+  folders (meshes, point files), plus the packed memory-mapped storage they share.
+* :mod:`datamodules.synthetic` — the embedded procedural shape set, its part-labelled twin and the
+  shape builders.
+* :mod:`datamodules.views` — multi-crop views and augmentations, batched on the device.
+* :mod:`datamodules.splits` — validation splits carved from train and few-shot folds.
+* At this level: the data-set interface (:mod:`~datamodules.dataset`, :mod:`~datamodules.errors`),
+  layout detection, the cache, the resumable loader and the three DataModules (pretraining,
+  classification, part segmentation).
 
-__all__ = [
-    "ClassificationDataModule",
-    "CropSpec",
-    "DataError",
-    "GeneratedFewShot",
-    "MeshFolder",
-    "ModelNetFewShot",
-    "ModelNet40H5",
-    "ModelNetResampled",
-    "MultiCrop",
-    "MultiCropConfig",
-    "PointCloudDataModule",
-    "PointCloudSet",
-    "PointCloudSplit",
-    "ScanObjectNN",
-    "ShapeNet55",
-    "ShapeNetPart",
-    "SyntheticParts",
-    "SyntheticShapes",
-]
+Imports run down into :mod:`backbones` only (the crops use its grouping), never up into
+:mod:`lightning_modules`. The classes below, the ones configs name (``class_path:
+datamodules.ShapeNet55``), are imported lazily.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from datamodules.moved import alias_moved_modules
+
+_EXPORTS = {
+    "ClassificationDataModule": "datamodules.classification",
+    "CropSpec": "datamodules.views.crops",
+    "DataError": "datamodules.errors",
+    "GeneratedFewShot": "datamodules.fewshot_generator",
+    "MeshFolder": "datamodules.formats.mesh_folder",
+    "ModelNet40H5": "datamodules.formats.modelnet_h5",
+    "ModelNetFewShot": "datamodules.formats.modelnet_fewshot",
+    "ModelNetResampled": "datamodules.formats.modelnet_resampled",
+    "MultiCrop": "datamodules.views.crops",
+    "MultiCropConfig": "datamodules.views.crops",
+    "PointCloudDataModule": "datamodules.pointcloud",
+    "PointCloudSet": "datamodules.dataset",
+    "PointCloudSplit": "datamodules.dataset",
+    "ScanObjectNN": "datamodules.formats.scanobjectnn",
+    "ShapeNet55": "datamodules.formats.shapenet55",
+    "ShapeNetPart": "datamodules.formats.shapenet_part",
+    "SyntheticParts": "datamodules.synthetic.part_set",
+    "SyntheticShapes": "datamodules.synthetic.shape_set",
+}
+
+__all__ = sorted(_EXPORTS)
+
+MOVED = {
+    "datamodules.modelnet_h5": "datamodules.formats.modelnet_h5",
+    "datamodules.modelnet_resampled": "datamodules.formats.modelnet_resampled",
+    "datamodules.scanobjectnn": "datamodules.formats.scanobjectnn",
+    "datamodules.shapenet55": "datamodules.formats.shapenet55",
+    "datamodules.shapenet_part": "datamodules.formats.shapenet_part",
+    "datamodules.modelnet_fewshot": "datamodules.formats.modelnet_fewshot",
+    "datamodules.fewshot_pickle": "datamodules.formats.fewshot_pickle",
+    "datamodules.mesh_folder": "datamodules.formats.mesh_folder",
+    "datamodules.point_files": "datamodules.formats.point_files",
+    "datamodules.packed": "datamodules.formats.packed",
+    "datamodules.synthetic_parts": "datamodules.synthetic.part_set",
+    "datamodules.procedural_stream": "datamodules.synthetic.stream",
+    "datamodules.crops": "datamodules.views.crops",
+    "datamodules.augment": "datamodules.views.augment",
+    "datamodules.validation_split": "datamodules.splits.validation_split",
+    "datamodules.fewshot_fold": "datamodules.splits.fewshot_fold",
+    "datamodules.shapes": "datamodules.synthetic.shapes",
+    "datamodules.part_split": "datamodules.formats.part_split",
+    "datamodules.resampled_clouds": "datamodules.formats.resampled_clouds",
+    "datamodules.data_command": "lightning_modules.commands.data",
+}
+"""Module paths before the sub-packages (old -> new), importable until the next release."""
+
+alias_moved_modules(MOVED)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'datamodules' has no attribute {name!r}")

@@ -1,7 +1,7 @@
 """Labelled clouds for supervised downstream training, with the split discipline of the honest protocol.
 
 ``fit`` reads only the **train** split: a stratified, seeded validation split is carved from it
-(:func:`~datamodules.validation_split.stratified_split`, 10 % by default) and the network fits
+(:func:`~datamodules.splits.validation_split.stratified_split`, 10 % by default) and the network fits
 on the rest. The **test** split is loaded only by ``test`` (the protocol runs it once per
 reported checkpoint, after training). ``validate_on: test`` is the field's protocol (validate
 on the test split and keep the best test epoch): it exists for comparison with published
@@ -25,12 +25,12 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler
 
-from datamodules.augment import AugmentConfig, augment
+from datamodules.views.augment import AugmentConfig, augment
 from datamodules.dataset import PointCloudSet, PointCloudSplit
 from datamodules.detect import resolve_dataset
 from datamodules.errors import DataError
 from datamodules.pointcloud import CloudDataset, collate_batch
-from datamodules.validation_split import stratified_split
+from datamodules.splits.validation_split import stratified_split
 
 SCALE_AND_TRANSLATE = AugmentConfig(scale=(2 / 3, 3 / 2), rotate_up=False, translate=0.2, jitter_sigma=0.0)
 """Point-MAE's ``PointcloudScaleAndTranslate``: per-axis scale U[2/3, 3/2], shift U[-0.2, 0.2]."""

@@ -1,7 +1,7 @@
 """What every data set offers: named splits of labelled clouds, validated at the boundary.
 
 A :class:`PointCloudSet` is one data set on disk (or generated): the DataModule uses it
-as the pretraining source (labels ignored) and :class:`~lightning_modules.probe.LinearProbe`
+as the pretraining source (labels ignored) and :class:`~lightning_modules.evaluation.probe.LinearProbe`
 as the probe's train/test data. Concrete sets are chosen by class path in YAML, e.g.
 ``class_path: datamodules.ShapeNet55``. Every problem with the files is one
 :class:`~datamodules.errors.DataError` whose message names the file and the field.

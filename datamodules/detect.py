@@ -11,13 +11,13 @@ from datamodules.errors import DataError
 
 def known_sets() -> dict[str, type[PointCloudSet]]:
     """The data set classes by ``--format`` name, most specific layout first (a mesh folder matches almost anything)."""
-    from datamodules.mesh_folder import MeshFolder
-    from datamodules.modelnet_h5 import ModelNet40H5
-    from datamodules.modelnet_fewshot import ModelNetFewShot
-    from datamodules.modelnet_resampled import ModelNetResampled
-    from datamodules.scanobjectnn import ScanObjectNN
-    from datamodules.shapenet55 import ShapeNet55
-    from datamodules.shapenet_part import ShapeNetPart
+    from datamodules.formats.mesh_folder import MeshFolder
+    from datamodules.formats.modelnet_h5 import ModelNet40H5
+    from datamodules.formats.modelnet_fewshot import ModelNetFewShot
+    from datamodules.formats.modelnet_resampled import ModelNetResampled
+    from datamodules.formats.scanobjectnn import ScanObjectNN
+    from datamodules.formats.shapenet55 import ShapeNet55
+    from datamodules.formats.shapenet_part import ShapeNetPart
 
     return {
         "modelnet40_h5": ModelNet40H5,
@@ -71,6 +71,6 @@ def resolve_dataset(
         return dataset
     if root is not None:
         return dataset_from_root(Path(root), root_field)
-    from datamodules.synthetic import SyntheticShapes
+    from datamodules.synthetic.shape_set import SyntheticShapes
 
     return SyntheticShapes()

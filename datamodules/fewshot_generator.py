@@ -17,7 +17,7 @@ import numpy as np
 from datamodules.dataset import PointCloudSet, PointCloudSplit
 from datamodules.detect import resolve_dataset
 from datamodules.errors import DataError
-from datamodules.fewshot_fold import FewShotFold, FoldSet, check_way
+from datamodules.splits.fewshot_fold import FewShotFold, FoldSet, check_way
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ tensors:
   ``index`` () int64 (position in the data set), and ``normals`` (P, 3) if asked for;
 - ``num_points=2048`` resamples each shape, as the field trains and tests: ``"random"``
   draws anew every epoch (:meth:`set_epoch`; reproducible, identical in every worker),
-  ``"fixed"`` the same points every time (:func:`~datamodules.part_split.fixed_rng`: the
-  clouds :class:`~datamodules.shapenet_part.ShapeNetPart`'s ``load`` serves);
+  ``"fixed"`` the same points every time (:func:`~datamodules.formats.part_split.fixed_rng`: the
+  clouds :class:`~datamodules.formats.shapenet_part.ShapeNetPart`'s ``load`` serves);
 - ``num_points=None`` gives every original point (a varying count): batch those with
   :func:`collate_parts`, which pads and adds a ``mask``;
 - ``every_point=True`` adds every original point to a resampled sample (``all_points``,
@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from datamodules.part_split import PartShape, PartSplit, epoch_rng, fixed_rng
+from datamodules.formats.part_split import PartShape, PartSplit, epoch_rng, fixed_rng
 
 Resample = Literal["random", "fixed"]
 

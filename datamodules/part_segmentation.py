@@ -31,14 +31,14 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, DistributedSampler
 
-from datamodules.augment import AugmentConfig, augment
+from datamodules.views.augment import AugmentConfig, augment
 from datamodules.classification import ShardSampler
 from datamodules.errors import DataError
 from datamodules.loader import ResumableDataLoader
 from datamodules.part_dataset import PartShapes, collate_parts
-from datamodules.part_split import PartSplit
+from datamodules.formats.part_split import PartSplit
 from datamodules.part_table import PartTable
-from datamodules.shapenet_part import ShapeNetPart
+from datamodules.formats.shapenet_part import ShapeNetPart
 
 SCALE_AND_SHIFT = AugmentConfig(
     scale=(0.8, 1.25), rotate_up=False, translate=0.1, jitter_sigma=0.0, isotropic_scale=True
@@ -96,7 +96,7 @@ class PartSegmentationDataModule(pl.LightningDataModule):
                 "(datamodules.ShapeNetPart or datamodules.SyntheticParts)"
             )
         if dataset is None and root is None:
-            from datamodules.synthetic_parts import SyntheticParts
+            from datamodules.synthetic.part_set import SyntheticParts
 
             dataset = SyntheticParts()
         self.dataset: ShapeNetPart = dataset if dataset is not None else ShapeNetPart(str(root))

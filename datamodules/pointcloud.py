@@ -12,14 +12,14 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
+import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules.crops import MultiCrop, MultiCropConfig
+from datamodules.views.crops import MultiCrop, MultiCropConfig
 from datamodules.dataset import PointCloudSet, PointCloudSplit
 from datamodules.detect import resolve_dataset
 from datamodules.loader import ResumableDataLoader
-from lightning_modules.dist import gather_objects, rank
 
 
 class CloudDataset(Dataset):
@@ -190,7 +190,12 @@ class PointCloudDataModule(pl.LightningDataModule):
         """
         state = self._generator.get_state() if self._generator is not None else self._generator_state
         loader = self._train_loader.state_dict() if self._train_loader is not None else None
-        return {"generators": gather_objects(state), "train_loader": loader}
+        if dist.is_available() and dist.is_initialized():  # every rank's state, in rank order
+            states: list[Any] = [None] * dist.get_world_size()
+            dist.all_gather_object(states, state)
+        else:
+            states = [state]
+        return {"generators": states, "train_loader": loader}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Take this rank's generator state and the loader position back."""
@@ -200,7 +205,8 @@ class PointCloudDataModule(pl.LightningDataModule):
         else:
             self._loader_state = position
         states = state_dict.get("generators") or []
-        own = states[rank()] if rank() < len(states) else None
+        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        own = states[rank] if rank < len(states) else None
         if own is not None:
             self._generator_state = own
             self._generator = None

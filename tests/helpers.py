@@ -9,8 +9,8 @@ import pytorch_lightning as pl
 
 from backbones import DGCNN, PointBackbone, PointNet, PointViT
 from datamodules import CropSpec, MultiCropConfig, PointCloudDataModule, PointCloudSet
-from lightning_modules.dwc import DistillationWithContrast, OptimConfig
-from lightning_modules.heads import HeadConfig
+from lightning_modules.pretrain.dwc import DistillationWithContrast, OptimConfig
+from lightning_modules.pretrain.heads import HeadConfig
 
 
 def tiny_module(backbone: PointBackbone | None = None, **optim: float) -> DistillationWithContrast:

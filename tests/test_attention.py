@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lightning_modules.attention_command import attention_picture
-from lightning_modules.attention_command import main as attention_main
+from lightning_modules.commands.attention import attention_picture
+from lightning_modules.commands.attention import main as attention_main
 
 WHITE = np.array([255, 255, 255], dtype=np.uint8)
 SIZE = 96

@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from lightning_modules.cli import run_cli
+from lightning_modules.commands.cli import run_cli
 from tests.helpers import (
     assert_mid_epoch_resume_is_exact,
     tiny_data,
@@ -115,8 +115,8 @@ def test_ddp_fit_with_a_batchnorm_backbone_and_synced_batchnorm(tiny_modelnet, t
     ],
 )
 def test_backbone_configs_build_the_configured_model(config, kind, init, tmp_path, monkeypatch) -> None:
-    from lightning_modules.cli import CONFIG_DIR
-    from lightning_modules.sync_batchnorm import GlobalBatchNorm
+    from lightning_modules.commands.cli import CONFIG_DIR
+    from lightning_modules.pretrain.sync_batchnorm import GlobalBatchNorm
 
     monkeypatch.chdir(tmp_path)
     cli = run_cli(["--config", str(CONFIG_DIR / config), "--trainer.accelerator", "cpu", "--trainer.precision",
@@ -132,7 +132,7 @@ def test_exported_batchnorm_backbone_carries_the_teachers_own_statistics(tiny_mo
     """``pointdwc export`` of a PointNet teacher: its BatchNorm running statistics travel with it,
     and the exported encoder (eval mode) gives the probe's features exactly."""
     from backbones import load_pretrained
-    from lightning_modules.export_command import main as export_main
+    from lightning_modules.commands.export import main as export_main
 
     model = tiny_module(tiny_pointnet())
     trainer = tiny_trainer(tmp_path, max_steps=2)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lightning_modules.cli import run_cli
+from lightning_modules.commands.cli import run_cli
 
 TINY = str(Path(__file__).parent / "tiny.yaml")
 
@@ -72,7 +72,7 @@ def run_console(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     """Run the installed ``pointdwc`` script (or the module) in a fresh process."""
     env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(Path(__file__).parents[1])}
     exe = Path(sys.executable).parent / "pointdwc"
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "lightning_modules.cli"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "lightning_modules.commands.cli"]
     proc = subprocess.run(cmd + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
@@ -105,7 +105,7 @@ def test_unknown_option_is_a_clear_cli_error(tmp_path, monkeypatch, capsys) -> N
 
 
 def test_help_lists_every_subcommand(monkeypatch, capsys) -> None:
-    from lightning_modules import cli
+    from lightning_modules.commands import cli
 
     for argv in (["pointdwc"], ["pointdwc", "--help"]):
         monkeypatch.setattr(sys, "argv", argv)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from lightning_modules.collapse import CollapseMonitor
+from lightning_modules.pretrain.collapse import CollapseMonitor
 
 
 def test_healthy_teacher_is_not_flagged() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from benchmarks import compare_reference as cr
 from benchmarks.step_timer import StepTimer
-from lightning_modules.cli import run_cli
+from lightning_modules.commands.cli import run_cli
 
 TINY = str(Path(__file__).parent / "tiny.yaml")
 CONFIGS = Path(__file__).parents[1] / "configs"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lightning_modules.dwc import DistillationWithContrast
+from lightning_modules.pretrain.dwc import DistillationWithContrast
 from tests.helpers import fit_seeded, tiny_data, tiny_module
 
 TINY = str(Path(__file__).parent / "tiny.yaml")
@@ -59,7 +59,7 @@ def test_compiled_fit_follows_the_weights_and_resumes_from_the_middle_of_an_epoc
 
 
 def test_compile_option_from_the_cli(tmp_path, monkeypatch) -> None:
-    from lightning_modules.cli import run_cli
+    from lightning_modules.commands.cli import run_cli
 
     monkeypatch.chdir(tmp_path)
     model = run_cli(["--config", TINY, "--model.compile", "true", "--trainer.logger", "false"], run=False).model

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from backbones.grouping import gather_points
-from datamodules.augment import AugmentConfig, augment, normalize_unit_sphere, rotation_about_axis
-from datamodules.crops import CropSpec, MultiCrop, MultiCropConfig, crop_indices
+from datamodules.views.augment import AugmentConfig, augment, normalize_unit_sphere, rotation_about_axis
+from datamodules.views.crops import CropSpec, MultiCrop, MultiCropConfig, crop_indices
 
 
 def _cloud(b: int = 4, n: int = 500) -> torch.Tensor:

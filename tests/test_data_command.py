@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datamodules.data_command import main as data_main
-from lightning_modules.cli import run_cli
+from lightning_modules.commands.data import main as data_main
+from lightning_modules.commands.cli import run_cli
 from tests.layouts import write_mesh_folder, write_modelnet_resampled, write_scanobjectnn, write_shapenet55
 
 TINY = str(Path(__file__).parent / "tiny.yaml")
@@ -90,7 +90,7 @@ def test_console_script_data_check(tiny_modelnet) -> None:
         [
             sys.executable,
             "-c",
-            "import sys; from lightning_modules.cli import main; sys.argv[0] = 'pointdwc'; main()",
+            "import sys; from lightning_modules.commands.cli import main; sys.argv[0] = 'pointdwc'; main()",
             "data",
             "check",
             str(tiny_modelnet),

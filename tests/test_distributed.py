@@ -12,8 +12,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-from lightning_modules.losses import DistillationLoss, info_nce, multi_view_info_nce
-from lightning_modules.probe import _gather_rows
+from lightning_modules.pretrain.losses import DistillationLoss, info_nce, multi_view_info_nce
+from lightning_modules.evaluation.probe import _gather_rows
 
 WORLD = 2
 B, E, K = 5, 8, 16
@@ -42,7 +42,7 @@ def _inputs() -> dict[str, torch.Tensor]:
 
 def _probe_accuracy(train_x: np.ndarray, test_x: np.ndarray) -> tuple[float, float]:
     """SVM and kNN accuracy of the synthetic probe features (labels from the first coordinate)."""
-    from lightning_modules.probe import knn_accuracy, svm_accuracy
+    from lightning_modules.evaluation.probe import knn_accuracy, svm_accuracy
 
     train_y, test_y = (train_x[:, 0] > 0).astype(int), (test_x[:, 0] > 0).astype(int)
     return svm_accuracy(train_x, train_y, test_x, test_y, 0.1), knn_accuracy(train_x, train_y, test_x, test_y, 5, 0.07)

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from lightning_modules.ema import ema_update, init_teacher
-from lightning_modules.schedules import CosineSchedule, LinearWarmup
+from lightning_modules.pretrain.ema import ema_update, init_teacher
+from lightning_modules.pretrain.schedules import CosineSchedule, LinearWarmup
 
 
 def test_ema_update_formula_and_teacher_init() -> None:

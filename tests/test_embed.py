@@ -14,8 +14,8 @@ from backbones import PointViT
 from datamodules import MeshFolder, ScanObjectNN
 from datamodules.dataset import normalize_unit_sphere
 from lightning_modules.checkpoint_encoder import file_sha256, load_checkpoint_encoder
-from lightning_modules.embed_command import main as embed_main
-from lightning_modules.probe import LinearProbe, extract_features
+from lightning_modules.commands.embed import main as embed_main
+from lightning_modules.evaluation.probe import LinearProbe, extract_features
 from tests.layouts import write_mesh_folder, write_pcd, write_scanobjectnn
 
 CPU = torch.device("cpu")
@@ -181,14 +181,14 @@ def test_wrong_invocations_are_one_clear_error(tiny_checkpoint, tiny_modelnet, t
 
 @pytest.mark.parametrize("kind", ["ascii", "binary", "binary_compressed"])
 def test_pcd_files_read_back(tmp_path, kind) -> None:
-    from datamodules.point_files import read_pcd
+    from datamodules.formats.point_files import read_pcd
 
     cloud = np.random.default_rng(4).normal(size=(40, 3)).astype(np.float32)
     np.testing.assert_allclose(read_pcd(write_pcd(tmp_path / "c.pcd", cloud, kind)), cloud, rtol=1e-6)
 
 
 def test_lzf_back_references() -> None:
-    from datamodules.point_files import lzf_decompress
+    from datamodules.formats.point_files import lzf_decompress
 
     # "abc" as a literal, then a back reference of length 6 at distance 3 (overlapping the output)
     assert lzf_decompress(bytes([2]) + b"abc" + bytes([0x80, 2]), 9) == b"abcabcabc"

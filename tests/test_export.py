@@ -10,7 +10,7 @@ import torch
 
 from backbones import load_pretrained
 from backbones.pretrained import PretrainedError
-from lightning_modules.export_command import main as export_main
+from lightning_modules.commands.export import main as export_main
 from tests.helpers import tiny_module
 
 TINY = str(Path(__file__).parent / "tiny.yaml")

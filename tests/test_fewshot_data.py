@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datamodules.data_command import main as data_main
+from lightning_modules.commands.data import main as data_main
 from datamodules.detect import detect_datasets
 from datamodules.errors import DataError
 from datamodules.fewshot_generator import GeneratedFewShot, sample_fold
-from datamodules.modelnet_fewshot import ModelNetFewShot
+from datamodules.formats.modelnet_fewshot import ModelNetFewShot
 from tests.layouts import write_modelnet_fewshot
 
 
@@ -136,7 +136,7 @@ def test_drawn_folds_are_deterministic_class_consistent_and_disjoint() -> None:
 
 
 def test_drawn_fold_points_are_the_source_rows(tiny_modelnet) -> None:
-    from datamodules.modelnet_h5 import ModelNet40H5
+    from datamodules.formats.modelnet_h5 import ModelNet40H5
 
     source = ModelNet40H5(str(tiny_modelnet))
     fold = GeneratedFewShot(source, way=2, shot=3, query=2, fold=1, seed=0)

@@ -14,14 +14,14 @@ from torch import nn
 
 from backbones import PointNet, PointViT
 from backbones.pretrained import PretrainedError
-from datamodules.augment import augment
+from datamodules.views.augment import augment
 from datamodules.classification import SCALE_AND_TRANSLATE, ClassificationDataModule
 from datamodules.dataset import PointCloudSet, PointCloudSplit
-from lightning_modules.adamw import AdamWConfig, configure_adamw, param_groups, warmup_cosine
-from lightning_modules.classifier_head import ClassifierHead
-from lightning_modules.export_command import export
-from lightning_modules.finetune import FineTuneClassifier
-from lightning_modules.voting import vote_probabilities
+from lightning_modules.pretrain.adamw import AdamWConfig, configure_adamw, param_groups, warmup_cosine
+from lightning_modules.downstream.classifier_head import ClassifierHead
+from lightning_modules.commands.export import export
+from lightning_modules.downstream.finetune import FineTuneClassifier
+from lightning_modules.evaluation.voting import vote_probabilities
 from tests.helpers import tiny_trainer
 
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from datamodules.classification import ClassificationDataModule
-from datamodules.modelnet_h5 import ModelNet40H5
-from lightning_modules.finetune_command import main as finetune_main
-from lightning_modules.finetune_command import run_finetune
+from datamodules.formats.modelnet_h5 import ModelNet40H5
+from lightning_modules.commands.finetune import main as finetune_main
+from lightning_modules.commands.finetune import run_finetune
 
 TINY = str(Path(__file__).parent / "tiny_finetune.yaml")
 FIELD = str(Path(__file__).parents[1] / "configs" / "finetune" / "field_protocol.yaml")
@@ -58,7 +58,7 @@ def test_fit_selects_on_a_carved_split_and_reads_the_test_split_only_at_the_end(
     # the results file reads back as the run's result (the benchmarks' tables do)
     from dataclasses import asdict
 
-    from lightning_modules.evaluation_protocol import RunResult
+    from lightning_modules.evaluation.protocol import RunResult
 
     (result,) = cli.results
     assert RunResult.from_dict(json.loads(json.dumps(asdict(result)))) == result

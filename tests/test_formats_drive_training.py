@@ -16,7 +16,7 @@ from datamodules import (
     ShapeNet55,
     ShapeNetPart,
 )
-from lightning_modules.probe import LinearProbe
+from lightning_modules.evaluation.probe import LinearProbe
 from tests.helpers import tiny_data, tiny_module, tiny_trainer
 from tests.layouts import (
     blob_clouds,

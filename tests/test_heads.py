@@ -7,8 +7,8 @@ import math
 import torch
 from torch import nn
 
-from lightning_modules.heads import DINOHead, HeadConfig
-from lightning_modules.losses import DistillationLoss
+from lightning_modules.pretrain.heads import DINOHead, HeadConfig
+from lightning_modules.pretrain.losses import DistillationLoss
 
 
 def _head(**kw) -> DINOHead:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lightning_modules.losses import DistillationLoss, info_nce
+from lightning_modules.pretrain.losses import DistillationLoss, info_nce
 
 
 def reference_dino_loss(student_output, teacher_output, center, student_temp, teacher_temp, ncrops):
@@ -83,7 +83,7 @@ def test_info_nce_is_low_for_matching_pairs() -> None:
 
 
 def test_multi_view_info_nce_is_the_mean_over_pairs_of_other_views() -> None:
-    from lightning_modules.losses import multi_view_info_nce
+    from lightning_modules.pretrain.losses import multi_view_info_nce
 
     torch.manual_seed(2)
     student = F.normalize(torch.randn(4, 6, 8), dim=-1)  # 2 global + 2 local views

@@ -13,7 +13,7 @@ import trimesh
 
 from datamodules.dataset import PointCloudSplit
 from datamodules.errors import DataError
-from datamodules.mesh_folder import MESH_EXTENSIONS, MeshFolder
+from datamodules.formats.mesh_folder import MESH_EXTENSIONS, MeshFolder
 
 P = 256  # points per cloud: small keeps the file fast
 
@@ -258,7 +258,7 @@ def test_bad_meshes_are_skipped_with_a_warning_and_counted(tmp_path: Path, cache
     ],
 )
 def test_each_defect_is_one_skippable_error_naming_the_file(tmp_path: Path, content: bytes, why: str) -> None:
-    from datamodules.packed import SkippableItem
+    from datamodules.formats.packed import SkippableItem
 
     path = tmp_path / "box" / "bad.obj"
     path.parent.mkdir()

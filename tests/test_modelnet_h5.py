@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from datamodules.errors import DataError
-from datamodules.modelnet_h5 import read_modelnet_h5
+from datamodules.formats.modelnet_h5 import read_modelnet_h5
 from tests.helpers import tiny_data, tiny_trainer
 from tests.layouts import rewrite_h5
 

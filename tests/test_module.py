@@ -9,9 +9,9 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from lightning_modules import dwc
-from lightning_modules.dwc import DistillationWithContrast
-from lightning_modules.heads import HeadConfig
+from lightning_modules.pretrain import dwc
+from lightning_modules.pretrain.dwc import DistillationWithContrast
+from lightning_modules.pretrain.heads import HeadConfig
 from tests.helpers import assert_mid_epoch_resume_is_exact, tiny_data, tiny_module, tiny_trainer
 
 
@@ -112,8 +112,8 @@ def test_training_step_logs_losses_and_signals(tiny_modelnet, tmp_path) -> None:
 
 def test_checkpoint_of_another_architecture_fails_clearly(tiny_modelnet, tmp_path) -> None:
     from backbones import PointViT
-    from lightning_modules.dwc import DistillationWithContrast
-    from lightning_modules.heads import HeadConfig
+    from lightning_modules.pretrain.dwc import DistillationWithContrast
+    from lightning_modules.pretrain.heads import HeadConfig
 
     trainer = tiny_trainer(tmp_path, max_steps=1)
     trainer.fit(tiny_module(), tiny_data(tiny_modelnet))
@@ -183,7 +183,7 @@ def test_resume_from_the_middle_of_an_epoch_is_exact(tiny_modelnet, tmp_path) ->
 
 def test_loss_weights_scale_each_term_and_zero_switches_it_off(tiny_modelnet, tmp_path) -> None:
     """w·L_distill + λ·L_contrast; a zero weight leaves that term's own layer without gradient."""
-    from lightning_modules.losses import ContrastConfig, DistillConfig
+    from lightning_modules.pretrain.losses import ContrastConfig, DistillConfig
 
     views = next(iter(_crops(tiny_modelnet)))
     for w, lam in ((1.0, 1.0), (0.0, 1.0), (1.0, 0.0), (0.5, 2.0)):
@@ -208,7 +208,7 @@ def test_loss_weights_scale_each_term_and_zero_switches_it_off(tiny_modelnet, tm
 def test_contrast_on_global_views_leaves_the_local_crops_to_distillation(tiny_modelnet) -> None:
     """``contrast.student_views: global``: the InfoNCE of the global student views only, so the
     local crops' embeddings get no contrastive gradient; ``all`` uses them as anchors too."""
-    from lightning_modules.losses import ContrastConfig, multi_view_info_nce
+    from lightning_modules.pretrain.losses import ContrastConfig, multi_view_info_nce
 
     views = next(iter(_crops(tiny_modelnet)))
     base = tiny_module()
@@ -230,7 +230,7 @@ def test_contrast_on_global_views_leaves_the_local_crops_to_distillation(tiny_mo
 
 
 def test_loss_weights_are_validated() -> None:
-    from lightning_modules.losses import ContrastConfig, DistillConfig
+    from lightning_modules.pretrain.losses import ContrastConfig, DistillConfig
 
     with pytest.raises(ValueError, match="both 0"):
         dwc.DistillationWithContrast(distill=DistillConfig(weight=0.0), contrast=ContrastConfig(weight=0.0))

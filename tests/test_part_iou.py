@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from datamodules.part_table import RELEASE_CATEGORIES, release_parts
-from lightning_modules.part_iou import PartMIoU, restricted_argmax, shape_ious
+from lightning_modules.downstream.part_iou import PartMIoU, restricted_argmax, shape_ious
 
 # two categories: A owns parts 0, 1, 2; B owns 3, 4
 MASK = torch.tensor([[1, 1, 1, 0, 0], [0, 0, 0, 1, 1]], dtype=torch.bool)

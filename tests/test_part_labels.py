@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datamodules.shapes import CLASS_NAMES
-from datamodules.shapes.part_classes import PART_CLASSES, global_part_ids
-from datamodules.synthetic import generate_shape, generate_shape_with_parts
+from datamodules.synthetic.shapes import CLASS_NAMES
+from datamodules.synthetic.shapes.part_classes import PART_CLASSES, global_part_ids
+from datamodules.synthetic.generate import generate_shape, generate_shape_with_parts
 
 REFERENCE = Path(__file__).parent / "data" / "synthetic_reference.json"
 

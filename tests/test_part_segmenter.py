@@ -10,8 +10,8 @@ from backbones.point_vit import evenly_spaced_blocks
 from backbones.pretrained import save_pretrained
 from backbones.propagation import idw_propagate
 from lightning_modules.checkpoint_encoder import load_checkpoint_encoder
-from lightning_modules.part_iou import restricted_argmax
-from lightning_modules.part_segmenter import PartSegmenter
+from lightning_modules.downstream.part_iou import restricted_argmax
+from lightning_modules.downstream.part_segmenter import PartSegmenter
 from tests.helpers import tiny_dgcnn, tiny_module, tiny_pointnet
 
 SMALL = dict(category_dim=8, propagation_dims=(32, 24), head_dims=(16,))

@@ -11,14 +11,14 @@ import torch
 import torch.nn.functional as F
 
 from backbones import PointNet, PointViT
-from datamodules.augment import augment
+from datamodules.views.augment import augment
 from datamodules.errors import DataError
 from datamodules.part_dataset import PartShapes, collate_parts
 from datamodules.part_segmentation import SCALE_AND_SHIFT, PartSegmentationDataModule
-from datamodules.shapenet_part import ShapeNetPart
-from lightning_modules.export_command import export
-from lightning_modules.part_iou import PartMIoU, restricted_argmax
-from lightning_modules.partseg import PartSegmentation, SegmenterConfig
+from datamodules.formats.shapenet_part import ShapeNetPart
+from lightning_modules.commands.export import export
+from lightning_modules.downstream.part_iou import PartMIoU, restricted_argmax
+from lightning_modules.downstream.partseg import PartSegmentation, SegmenterConfig
 from tests.layouts import write_shapenet_part
 
 SMALL = SegmenterConfig(category_dim=8, propagation_dims=(16,), head_dims=(16,))

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from datamodules.part_segmentation import PartSegmentationDataModule
-from datamodules.shapenet_part import ShapeNetPart
-from lightning_modules import cli as pointdwc_cli
-from lightning_modules.partseg_command import run_partseg
+from datamodules.formats.shapenet_part import ShapeNetPart
+from lightning_modules.commands import cli as pointdwc_cli
+from lightning_modules.commands.partseg import run_partseg
 from tests.layouts import write_shapenet_part
 
 TINY = str(Path(__file__).parent / "tiny_partseg.yaml")

@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from backbones import PointViT
-from lightning_modules import probe as probe_module
-from lightning_modules.cli import run_cli
-from lightning_modules.dwc import DistillationWithContrast, OptimConfig, TeacherConfig
-from lightning_modules.heads import HeadConfig
-from lightning_modules.losses import DistillConfig
-from lightning_modules.probe import (
+from lightning_modules.evaluation import probe as probe_module
+from lightning_modules.commands.cli import run_cli
+from lightning_modules.pretrain.dwc import DistillationWithContrast, OptimConfig, TeacherConfig
+from lightning_modules.pretrain.heads import HeadConfig
+from lightning_modules.pretrain.losses import DistillConfig
+from lightning_modules.evaluation.probe import (
     SVM_C_GRID,
     LinearProbe,
     extract_features,

@@ -8,8 +8,8 @@ import pytorch_lightning as pl
 import torch
 
 from datamodules import SyntheticShapes
-from datamodules.procedural_stream import ProceduralClouds
-from datamodules.shapes import CLASS_NAMES
+from datamodules.synthetic.stream import ProceduralClouds
+from datamodules.synthetic.shapes import CLASS_NAMES
 from tests.helpers import assert_mid_epoch_resume_is_exact, tiny_data, tiny_module, tiny_trainer
 
 
@@ -65,7 +65,7 @@ def test_resume_in_the_middle_of_a_streamed_epoch_is_exact(tmp_path, monkeypatch
 
 
 def test_a_probe_refuses_a_fresh_draw_split_naming_the_field(tmp_path, monkeypatch) -> None:
-    from lightning_modules.probe import LinearProbe
+    from lightning_modules.evaluation.probe import LinearProbe
 
     probe = LinearProbe(data=_stream(tmp_path, monkeypatch), num_points=256)
     trainer = tiny_trainer(tmp_path, max_steps=1, callbacks=[probe])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lightning_modules.render import colormap, render_points, tile
-from lightning_modules.visuals import cls_attention_per_point
+from lightning_modules.pictures.render import colormap, render_points, tile
+from lightning_modules.pictures.visuals import cls_attention_per_point
 
 
 def test_colormap_endpoints() -> None:

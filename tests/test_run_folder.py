@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from lightning_modules import run_folder
-from lightning_modules.cli import run_cli
-from lightning_modules.run_folder import RunFolderError, choose_run_folder
+from lightning_modules.commands import run_folder
+from lightning_modules.commands.cli import run_cli
+from lightning_modules.commands.run_folder import RunFolderError, choose_run_folder
 
 TINY = str(Path(__file__).parent / "tiny.yaml")
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from datamodules.data_command import main as data_main
+from lightning_modules.commands.data import main as data_main
 from datamodules.detect import detect_datasets
 from datamodules.errors import DataError
 from datamodules.part_dataset import PartShapes, collate_parts
-from datamodules.shapenet_part import ShapeNetPart
+from datamodules.formats.shapenet_part import ShapeNetPart
 from tests.layouts import SHAPENETPART_FIXTURE_PARTS, write_shapenet_part
 
 PER_SPLIT = {"train": 3, "val": 1, "test": 2}

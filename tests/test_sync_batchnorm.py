@@ -17,10 +17,10 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from backbones import PointNet
-from lightning_modules.dwc import DistillationWithContrast
-from lightning_modules.ema import set_teacher_mode
-from lightning_modules.heads import HeadConfig
-from lightning_modules.sync_batchnorm import GlobalBatchNorm, convert_to_global_batchnorm
+from lightning_modules.pretrain.dwc import DistillationWithContrast
+from lightning_modules.pretrain.ema import set_teacher_mode
+from lightning_modules.pretrain.heads import HeadConfig
+from lightning_modules.pretrain.sync_batchnorm import GlobalBatchNorm, convert_to_global_batchnorm
 
 WORLD, B = 2, 4
 

@@ -9,14 +9,9 @@ import h5py
 import numpy as np
 import pytest
 
-from datamodules import synthetic
-from datamodules.synthetic import (
-    CLASS_NAMES,
-    default_cache_dir,
-    ensure_synthetic_dataset,
-    generate_shape,
-    generate_split,
-)
+from datamodules.synthetic import shape_set as synthetic
+from datamodules.synthetic.generate import generate_shape
+from datamodules.synthetic.shape_set import CLASS_NAMES, default_cache_dir, ensure_synthetic_dataset, generate_split
 
 TRAIN, TEST, POINTS = 3, 2, 256
 
@@ -164,7 +159,7 @@ def test_shards_hold_at_most_shard_size(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_readable_by_the_modelnet_reader(cache: Path) -> None:
-    from datamodules.modelnet_h5 import read_modelnet_h5
+    from datamodules.formats.modelnet_h5 import read_modelnet_h5
 
     split = read_modelnet_h5(cache, "test")
     assert split.class_names == list(CLASS_NAMES)
@@ -172,7 +167,7 @@ def test_readable_by_the_modelnet_reader(cache: Path) -> None:
 
 
 def test_primitive_samplers_lie_on_their_surfaces() -> None:
-    from datamodules.shapes import parts as sp
+    from datamodules.synthetic.shapes import parts as sp
 
     rng = np.random.default_rng(0)
     pts = sp.box((2.0, 1.0, 0.5)).sample(2000, rng)
@@ -190,7 +185,7 @@ def test_primitive_samplers_lie_on_their_surfaces() -> None:
 
 
 def test_primitive_sampling_is_area_weighted() -> None:
-    from datamodules.shapes import parts as sp
+    from datamodules.synthetic.shapes import parts as sp
 
     cyl = sp.cylinder(1.0, 2.0)
     assert np.isclose(cyl.area, 2 * np.pi * 1.0 * 2.0 + 2 * np.pi)

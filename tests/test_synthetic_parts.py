@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datamodules.data_command import main as data_main
-from datamodules.shapenet_part import ShapeNetPart
-from datamodules.shapes.part_classes import PART_CLASSES, global_part_ids
-from datamodules.synthetic_parts import SyntheticParts, generate_part_shape, synthetic_synset
+from lightning_modules.commands.data import main as data_main
+from datamodules.formats.shapenet_part import ShapeNetPart
+from datamodules.synthetic.shapes.part_classes import PART_CLASSES, global_part_ids
+from datamodules.synthetic.part_set import SyntheticParts, generate_part_shape, synthetic_synset
 
 COUNTS = {"num_train_per_class": 2, "num_val_per_class": 1, "num_test_per_class": 1}
 

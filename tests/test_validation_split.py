@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from datamodules.errors import DataError
-from datamodules.validation_split import stratified_split
+from datamodules.splits.validation_split import stratified_split
 
 
 def test_the_split_is_disjoint_stratified_and_seeded() -> None:

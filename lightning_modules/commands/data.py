@@ -1,0 +1,119 @@
+"""``pointdwc data check ROOT`` and ``pointdwc data prepare ROOT``.
+
+``check`` detects the layout of a folder, validates every file without writing anything
+and prints a summary (classes, shapes per split, points per shape, bounding radius); it
+exits 0 when the folder is usable and 1 with one message per problem otherwise.
+``prepare`` does the one-time work a format needs (packing file-per-shape sets into the
+cache) ahead of training, with a progress bar.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from datamodules.dataset import CheckReport, PointCloudSet, existing_root
+from datamodules.detect import LAYOUTS, detect_datasets, known_sets
+from datamodules.errors import DataError
+from datamodules.formats.packed import PackedSet
+from datamodules.formats.shapenet_part import ShapeNetPart
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pointdwc data", description="Check or prepare a data folder.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    check = commands.add_parser("check", help="detect the layout, validate every file, print a summary")
+    prepare = commands.add_parser("prepare", help="one-time packing into the cache (file-per-shape formats)")
+    for sub in (check, prepare):
+        sub.add_argument("root", help="the data folder")
+        sub.add_argument("--format", choices=sorted(known_sets()), help="skip detection and read this layout")
+        sub.add_argument(
+            "--num-points",
+            type=int,
+            default=None,
+            help="points per cloud the run will request (checked, and kept when packing)",
+        )
+        sub.add_argument("--quiet", action="store_true", help="no progress bars")
+    prepare.add_argument("--force", action="store_true", help="pack again even if the cache is there")
+    return parser
+
+
+def find_sets(root: str, fmt: str | None, num_points: int | None) -> list[PointCloudSet]:
+    """The data sets to check in ``root`` (DataError if there are none)."""
+    path = existing_root(root)
+    if fmt is not None:
+        cls = known_sets()[fmt]
+        sets = cls.detect(path) or [cls(str(path))]  # type: ignore[call-arg]
+    else:
+        sets = detect_datasets(path)
+        if not sets:
+            raise DataError(f"{path}: no known data set layout; expected {LAYOUTS}")
+    if num_points is not None:
+        for dataset in sets:
+            if isinstance(dataset, (PackedSet, ShapeNetPart)):
+                dataset.num_points = num_points
+    return sets
+
+
+def print_report(dataset: PointCloudSet, report: CheckReport, num_points: int | None) -> list[str]:
+    """Print the summary of one set; return its problems (with the point-count check added)."""
+    problems = list(report.problems)
+    print(f"{dataset.describe()} at {getattr(dataset, 'root', '(generated)')}")
+    for s in report.summaries:
+        classes = sum(1 for c in s.class_counts if c)
+        lo, mid, hi = s.radius
+        print(
+            f"  {s.split:5s} {s.count:7d} shapes  {classes}/{len(s.class_counts)} classes "
+            f"({min(s.class_counts)}-{max(s.class_counts)} per class)  {s.points_per_cloud} points each  "
+            f"radius min/median/max {lo:.3f}/{mid:.3f}/{hi:.3f}"
+        )
+        if num_points is not None and s.points_per_cloud < num_points:
+            problems.append(
+                f"{dataset.describe()}: {s.split} clouds have {s.points_per_cloud} points, fewer than the {num_points} requested"
+            )
+    for note in report.notes:
+        print(f"  {note}")
+    return problems
+
+
+def run_check(args: argparse.Namespace) -> int:
+    sets = find_sets(args.root, args.format, args.num_points)
+    all_problems: list[str] = []
+    for dataset in sets:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            report = dataset.check(progress=not args.quiet)
+        problems = print_report(dataset, report, args.num_points)
+        for w in caught:
+            print(f"  warning: {w.message}")
+        for problem in problems:
+            print(f"  error: {problem}")
+        print("  usable" if not problems else f"  NOT usable: {len(problems)} problem(s)")
+        all_problems += problems
+    return 1 if all_problems else 0
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    for dataset in find_sets(args.root, args.format, args.num_points):
+        if isinstance(dataset, (PackedSet, ShapeNetPart)):
+            path = dataset.prepare(progress=not args.quiet, force=args.force)
+            print(f"{dataset.describe()}: packed into {path}")
+        else:
+            dataset.prepare(progress=not args.quiet)
+            print(f"{dataset.describe()}: read directly, nothing to pack")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``pointdwc data ...``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return run_check(args) if args.command == "check" else run_prepare(args)
+    except DataError as err:
+        print(f"pointdwc data {args.command}: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

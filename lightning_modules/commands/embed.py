@@ -1,0 +1,339 @@
+"""``pointdwc embed --ckpt_path CKPT ROOT --out features.h5``: frozen features of your clouds.
+
+The input is any data set the project reads (the folder's layout detected, ``--format``,
+or ``--dataset CLASS_PATH --dataset.root ...`` as in ``fit``; every split is embedded),
+or a plain folder of point files and meshes (:class:`~datamodules.formats.point_files.PointFileFolder`).
+Features are the probe's (:func:`~lightning_modules.evaluation.probe.extract_features` on the first
+``num_points`` points of each stored cloud, in batches of ``batch_size``), so a data set
+embedded here gives exactly the features the probe fits on.
+
+The output is one HDF5 file::
+
+    features  (N, C) float32       the backbone's global feature of each cloud
+    labels    (N,) int64           where known (data sets; class folders of a point-file folder)
+    names     (N,) str             relative path (or file.h5[row]) of each cloud
+    split     (N,) str             train / test ("" for a folder without split folders)
+    skipped_names, skipped_reasons files that could not be read
+    attrs: checkpoint, checkpoint_sha256, network, backbone, backbone_init_args, config,
+           num_points, source, class_names, skipped, global_step, normalize, subsample
+
+A bad file of a point-file folder (unreadable, wrong shape, NaN, too few points) is
+skipped with a warning and counted, or stops the command with ``--strict``. Nothing is
+written into the input folder, and ``--out`` appears only when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from jsonargparse import ArgumentParser
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from backbones.pretrained import PretrainedError
+from datamodules.dataset import PointCloudSet
+from datamodules.detect import detect_datasets, known_sets
+from datamodules.errors import DataError
+from datamodules.formats.mesh_folder import MeshFolder
+from datamodules.formats.point_files import PointFileFolder
+from lightning_modules.checkpoint_encoder import CheckpointEncoder, load_checkpoint_encoder
+from lightning_modules.evaluation.probe import extract_features
+
+FORMATS = ("auto", "files", *sorted(known_sets()))
+"""``--format``: detect (a known layout, else point files), point files, or a named layout."""
+
+MAX_WARNINGS = 10
+"""Skipped files reported one by one; the rest are counted."""
+
+
+@dataclass
+class Embedding:
+    """Features of a set of clouds with what is known about each."""
+
+    features: np.ndarray
+    names: list[str]
+    splits: list[str]
+    labels: np.ndarray | None
+    class_names: list[str] | None
+    source: str
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    """(name, reason) of each file left out."""
+
+
+def add_input_arguments(parser: ArgumentParser, out_help: str) -> None:
+    """ROOT, ``--ckpt_path``, ``--out``, ``--dataset`` and ``--format``: what ``embed`` and ``attention`` read."""
+    parser.add_argument("root", nargs="?", type=str | None, default=None,
+                        help="data folder: a known layout (detected) or a plain folder of point files / meshes")
+    parser.add_argument("--ckpt_path", type=str, required=True, help="the training checkpoint (.ckpt)")
+    parser.add_argument("--out", type=str, required=True, help=out_help)
+    parser.add_subclass_arguments(PointCloudSet, "dataset", required=False,
+                                  help="a data set by class path instead of ROOT (e.g. datamodules.ScanObjectNN)")
+    parser.add_argument("--format", type=Literal[FORMATS], default="auto",  # type: ignore[valid-type]
+                        help="how to read ROOT: detect a known layout, else point files (auto), point files, "
+                        "or a named layout")
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="pointdwc embed",
+        description="Frozen features of a data set or a folder of point files / meshes, into one HDF5 file.",
+    )
+    add_input_arguments(parser, "HDF5 file to write (e.g. features.h5)")
+    parser.add_argument("--splits", type=str, nargs="+", default=None, metavar="SPLIT",
+                        help="splits of a data set to embed, e.g. --splits test (default: all)")
+    parser.add_argument("--network", type=Literal["teacher", "student"], default="teacher",
+                        help="whose backbone (default: teacher, the one the probe judges)")
+    parser.add_argument("--num_points", type=int, default=1024, help="points per cloud fed to the backbone")
+    parser.add_argument("--batch_size", type=int, default=128, help="clouds per forward pass")
+    parser.add_argument("--device", type=str, default="auto", help="auto (a GPU when there is one), cpu, cuda, cuda:1")
+    parser.add_argument("--num_workers", type=int, default=0, help="processes reading point files")
+    parser.add_argument("--subsample", type=Literal["random", "first"], default="random",
+                        help="point files with more points: a random subset seeded by the path, or the first ones")
+    parser.add_argument("--no_normalize", action="store_true",
+                        help="point files are fed as they are (default: centred and scaled into the unit sphere)")
+    parser.add_argument("--strict", action="store_true", help="stop at the first bad file instead of skipping it")
+    parser.add_argument("--config", type=str, action="append", default=[],
+                        help="config the checkpoint was trained with; only for checkpoints that do not record "
+                        "their backbone (repeatable)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def choose_device(name: str) -> torch.device:
+    """``auto``: the first GPU when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise DataError(f"--device={name}: {err}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DataError(f"--device={name}: no GPU is available here")
+    return device
+
+
+def resolve_input(
+    root: str | None, dataset: PointCloudSet | None, fmt: str, num_points: int, normalize: bool, subsample: str
+) -> PointCloudSet | PointFileFolder:
+    """The data set or point-file folder to embed (see the module docstring)."""
+    if dataset is not None:
+        if root is not None:
+            raise DataError(f"give either ROOT or --dataset, not both (ROOT={root})")
+        return dataset
+    if root is None:
+        raise DataError("give the data folder ROOT, or a data set with --dataset CLASS_PATH")
+    if not Path(root).expanduser().is_dir():
+        raise DataError(f"{root}: folder does not exist")
+    if fmt == "files":
+        return PointFileFolder(root, num_points, normalize, subsample)  # type: ignore[arg-type]
+    if fmt != "auto":
+        cls = known_sets()[fmt]
+        return (cls.detect(Path(root).expanduser().absolute()) or [cls(str(root))])[0]  # type: ignore[call-arg]
+    found = detect_datasets(root)
+    if found and not isinstance(found[0], MeshFolder):  # meshes are read file by file, like point files
+        return found[0]
+    return PointFileFolder(root, num_points, normalize, subsample)  # type: ignore[arg-type]
+
+
+def _progress(quiet: bool) -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeRemainingColumn(), disable=quiet, console=Console(stderr=True),
+    )
+
+
+def embed_dataset(
+    backbone: torch.nn.Module, dataset: PointCloudSet, splits: list[str] | None, num_points: int, batch_size: int,
+    device: torch.device, quiet: bool = False,
+) -> Embedding:
+    """Every cloud of ``splits`` of ``dataset``: features as the probe computes them."""
+    chosen = list(dataset.splits) if splits is None else splits
+    for split in chosen:
+        if split not in dataset.splits:
+            raise DataError(f"--splits: {dataset.describe()} has no split {split!r}; it has {list(dataset.splits)}")
+    dataset.prepare(progress=not quiet)  # generation or packing go to the cache, never into the data folder
+    loaded = {split: dataset.load(split) for split in chosen}
+    for split, data in loaded.items():
+        if hasattr(data.points, "set_epoch"):
+            raise DataError(f"{dataset.describe()}: the {split} split is drawn afresh every epoch; embed a fixed one")
+        data.require_points(num_points, "--num_points")
+    feats, names, splits_of, labels = [], [], [], []
+    with _progress(quiet) as bar:
+        task = bar.add_task("embedding", total=sum(len(d) for d in loaded.values()))
+        for split, data in loaded.items():
+            for start in range(0, len(data), batch_size):
+                chunk = data.points[start : start + batch_size, :num_points]
+                feats.append(extract_features(backbone, chunk, batch_size, device))
+                bar.advance(task, len(chunk))
+            names += dataset.item_names(split, len(data))
+            splits_of += [split] * len(data)
+            labels.append(np.asarray(data.labels, dtype=np.int64))
+    class_names = next(iter(loaded.values())).class_names if loaded else None
+    width = getattr(backbone, "out_dim", 0)
+    return Embedding(
+        np.concatenate(feats) if feats else np.zeros((0, width), np.float32), names, splits_of,
+        np.concatenate(labels) if labels else np.zeros(0, np.int64), class_names, dataset.describe(),
+    )
+
+
+class _Reads(torch.utils.data.Dataset):
+    """Index -> (index, cloud or None, reason or None): bad files travel back as reasons."""
+
+    def __init__(self, folder: PointFileFolder) -> None:
+        self.folder = folder
+
+    def __len__(self) -> int:
+        return len(self.folder)
+
+    def __getitem__(self, index: int) -> tuple[int, np.ndarray | None, str | None]:
+        try:
+            return index, self.folder.read(index), None
+        except DataError as err:
+            return index, None, str(err)
+
+
+def embed_files(
+    backbone: torch.nn.Module, folder: PointFileFolder, batch_size: int, device: torch.device,
+    num_workers: int = 0, strict: bool = False, quiet: bool = False,
+) -> Embedding:
+    """Every readable file of ``folder``, in batches of exactly ``batch_size`` clouds (the last one smaller)."""
+    loader = torch.utils.data.DataLoader(
+        _Reads(folder), batch_size=batch_size, num_workers=num_workers, collate_fn=list, shuffle=False
+    )
+    console = Console(stderr=True)
+    feats: list[np.ndarray] = []
+    kept: list[int] = []
+    pending: list[np.ndarray] = []
+    skipped: list[tuple[str, str]] = []
+
+    def flush(all_of_it: bool) -> None:
+        while len(pending) >= batch_size or (all_of_it and pending):
+            batch, pending[:] = pending[:batch_size], pending[batch_size:]
+            feats.append(extract_features(backbone, np.stack(batch), batch_size, device))
+
+    with _progress(quiet) as bar:
+        task = bar.add_task("embedding", total=len(folder))
+        for items in loader:
+            for index, cloud, reason in items:
+                if cloud is None:
+                    if strict:
+                        raise DataError(f"{reason} (--strict: stopping at the first bad file)")
+                    skipped.append((folder.files[index].name, str(reason)))
+                    if len(skipped) <= MAX_WARNINGS:
+                        console.print(f"warning: skipped {reason}", markup=False, highlight=False, soft_wrap=True)
+                    continue
+                pending.append(cloud)
+                kept.append(index)
+            flush(all_of_it=False)
+            bar.advance(task, len(items))
+        flush(all_of_it=True)
+    if skipped:
+        console.print(f"warning: skipped {len(skipped)} of {len(folder)} files (listed in the output's "
+                      "skipped_names / skipped_reasons)", markup=False, highlight=False, soft_wrap=True)
+    if not kept:
+        raise DataError(f"{folder.root}: none of the {len(folder)} files is readable; first problem: {skipped[0][1]}")
+    labels = np.array([folder.label(i) for i in kept], dtype=np.int64) if folder.class_names else None
+    return Embedding(
+        np.concatenate(feats), [folder.files[i].name for i in kept], [folder.files[i].split for i in kept],
+        labels, folder.class_names, folder.describe(), skipped,
+    )
+
+
+def write_h5(out: Path, embedding: Embedding, encoder: CheckpointEncoder, attrs: dict[str, Any]) -> Path:
+    """Write the embedding to ``out`` (via a temporary file beside it, renamed when complete)."""
+    import h5py
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    text = h5py.string_dtype()
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("features", data=embedding.features.astype(np.float32))
+            if embedding.labels is not None:
+                f.create_dataset("labels", data=embedding.labels.astype(np.int64))
+            f.create_dataset("names", data=np.array(embedding.names, dtype=object), dtype=text)
+            f.create_dataset("split", data=np.array(embedding.splits, dtype=object), dtype=text)
+            for i, key in enumerate(("skipped_names", "skipped_reasons")):
+                f.create_dataset(key, data=np.array([s[i] for s in embedding.skipped], dtype=object), dtype=text)
+            values = {
+                "checkpoint": str(encoder.checkpoint.absolute()),
+                "checkpoint_sha256": encoder.sha256,
+                "network": encoder.network,
+                "backbone": encoder.class_path,
+                "backbone_init_args": json.dumps(encoder.init_args),
+                "config": encoder.config,
+                "global_step": -1 if encoder.global_step is None else encoder.global_step,
+                "source": embedding.source,
+                "class_names": json.dumps(embedding.class_names),
+                "skipped": len(embedding.skipped),
+                **attrs,
+            }
+            for key, value in values.items():
+                f.attrs[key] = value
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def _input_root(source: PointCloudSet | PointFileFolder) -> Path | None:
+    root = getattr(source, "root", None)
+    return Path(root).expanduser().absolute() if root is not None else None
+
+
+def run(args: Any) -> Path:
+    """``pointdwc embed`` on parsed and instantiated arguments; returns the written file."""
+    out = Path(args.out).expanduser().absolute()
+    source = resolve_input(args.root, args.dataset, args.format, args.num_points, not args.no_normalize,
+                           args.subsample)
+    root = _input_root(source)
+    if root is not None and out.is_relative_to(root):
+        raise DataError(f"--out={out} lies inside the input folder {root}; pointdwc never writes into a data "
+                        "folder: choose another place")
+    for name, value in (("--num_points", args.num_points), ("--batch_size", args.batch_size)):
+        if value < 1:
+            raise DataError(f"{name} must be at least 1, got {value}")
+    device = choose_device(args.device)
+    encoder = load_checkpoint_encoder(args.ckpt_path, args.network, args.config)
+    backbone = encoder.backbone.to(device)
+    start = _clock()
+    if isinstance(source, PointFileFolder):
+        embedding = embed_files(backbone, source, args.batch_size, device, args.num_workers, args.strict, args.quiet)
+        extra = {"normalize": not args.no_normalize, "subsample": args.subsample}
+    else:
+        embedding = embed_dataset(backbone, source, args.splits, args.num_points, args.batch_size, device, args.quiet)
+        extra = {"normalize": "as the data set stores it", "subsample": "first"}
+    seconds = _clock() - start
+    path = write_h5(out, embedding, encoder, {"num_points": args.num_points, **extra})
+    n = len(embedding.names)
+    print(f"wrote {path}: {n} clouds x {embedding.features.shape[1]} features ({embedding.source}; "
+          f"{encoder.network} of {encoder.checkpoint}; {len(embedding.skipped)} skipped); "
+          f"{n / max(seconds, 1e-9):.1f} clouds/s on {device}")
+    return path
+
+
+def _clock() -> float:
+    import time
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``pointdwc embed``; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes
+        return 0 if run(instantiate(args)) else 1
+    except (DataError, PretrainedError) as err:
+        print(f"pointdwc embed: error: {err}", file=sys.stderr)
+        return 1

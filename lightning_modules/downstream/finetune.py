@@ -1,0 +1,246 @@
+"""Fine-tuning a backbone for shape classification, from a pretraining checkpoint or from scratch.
+
+backbone (initialised from ``pretrained``: the teacher of a pointdwc checkpoint by default, an
+exported file, or nothing) → global feature → :class:`~lightning_modules.downstream.classifier_head.ClassifierHead`
+(Point-MAE's) → cross-entropy (optional label smoothing). AdamW without decay on biases and
+norms, warm-up + cosine per step (:mod:`lightning_modules.pretrain.adamw`); gradient clipping and
+precision are the trainer's (``trainer.gradient_clip_val``), drop path the backbone's
+(``model.backbone.init_args.drop_path``). The backbone can stay frozen for the first
+``freeze_backbone_epochs`` epochs (no gradient, eval mode) while the head warms up.
+
+Metrics are torchmetrics': ``{train,val,test}/acc`` (overall accuracy) and ``{val,test}/macc``
+(mean per-class accuracy), logged in percent once per epoch, their states synchronised across
+DDP ranks before they are computed. ``votes > 1`` averages
+the softmax over that many augmented passes at test time (:mod:`lightning_modules.evaluation.voting`);
+the test split is still scored once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any, Literal
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics.classification import MulticlassAccuracy
+
+from backbones.base import PointBackbone
+from backbones.point_vit import PointViT
+from datamodules.views.augment import AugmentConfig
+from datamodules.classification import SCALE_AND_TRANSLATE
+from lightning_modules.pretrain.adamw import AdamWConfig, configure_adamw
+from lightning_modules.downstream.backbone_source import BackboneOrigin, init_backbone_from
+from lightning_modules.downstream.classifier_head import ClassifierHead, ClassifierHeadConfig
+from lightning_modules.pretrain.dwc import _backbone_spec
+from lightning_modules.evaluation.voting import vote_probabilities
+
+INIT_KEY = "pointdwc_init"
+"""Checkpoint entry recording what the backbone was initialised from (a :class:`BackboneOrigin`)."""
+
+
+class FineTuneClassifier(pl.LightningModule):
+    """Backbone + classification head, trained end to end with labels.
+
+    Args:
+        backbone: any :class:`~backbones.base.PointBackbone` (class path in YAML); a pretrained
+            file must hold the same architecture.
+        num_classes: classes of the head; None takes the data module's (``num_classes``).
+        pretrained: a pointdwc pretraining checkpoint or a ``pointdwc export`` file to
+            initialise the backbone from (the CLI's ``--ckpt``); None: from scratch.
+        pretrained_network: ``teacher`` (default for checkpoints) or ``student``.
+        head: the classification head's widths and dropout.
+        optim: AdamW and its warm-up + cosine schedule.
+        label_smoothing: of the cross-entropy (0: none).
+        freeze_backbone_epochs: epochs at the start during which only the head trains.
+        votes: test-time augmented passes averaged (1: no voting).
+        vote_augment: the augmentation of each voting pass (scale-and-translate).
+        vote_seed: seed of the voting passes (the same test gives the same result).
+    """
+
+    def __init__(
+        self,
+        backbone: PointBackbone | None = None,
+        num_classes: int | None = None,
+        pretrained: str | None = None,
+        pretrained_network: Literal["teacher", "student"] | None = None,
+        head: ClassifierHeadConfig = ClassifierHeadConfig(),
+        optim: AdamWConfig = AdamWConfig(),
+        label_smoothing: float = 0.0,
+        freeze_backbone_epochs: int = 0,
+        votes: int = 1,
+        vote_augment: AugmentConfig = SCALE_AND_TRANSLATE,
+        vote_seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if votes < 1:
+            raise ValueError(f"model.votes={votes}: must be at least 1 (1: no voting)")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"model.label_smoothing={label_smoothing}: must be in [0, 1)")
+        self.backbone = backbone if backbone is not None else PointViT()
+        # what restores this module from a checkpoint; the initialisation is recorded apart (INIT_KEY),
+        # since a fine-tuned checkpoint no longer needs the file it started from
+        self.save_hyperparameters(
+            {
+                "backbone": _backbone_spec(self.backbone),
+                "num_classes": num_classes,
+                "head": asdict(head),
+                "optim": asdict(optim),
+                "label_smoothing": label_smoothing,
+                "freeze_backbone_epochs": freeze_backbone_epochs,
+                "votes": votes,
+                "vote_augment": asdict(vote_augment),
+                "vote_seed": vote_seed,
+            }
+        )
+        self.head_config = head
+        self.optim_config = optim
+        self.label_smoothing = label_smoothing
+        self.freeze_backbone_epochs = freeze_backbone_epochs
+        self.votes = votes
+        self.vote_augment = vote_augment
+        self.vote_seed = vote_seed
+        self.origin: BackboneOrigin = init_backbone_from(self.backbone, pretrained, pretrained_network)
+        self.head: ClassifierHead | None = None
+        if num_classes is not None:
+            self._build_head(num_classes)
+        self._vote_generator: torch.Generator | None = None
+
+    # ------------------------------------------------------------------ structure
+    def _build_head(self, num_classes: int) -> None:
+        self.head = ClassifierHead(self.backbone.out_dim, num_classes, self.head_config)
+        self.hparams["num_classes"] = num_classes
+        metric = {"num_classes": num_classes, "sync_on_compute": True}
+        self.train_acc = MulticlassAccuracy(average="micro", **metric)
+        self.val_acc = MulticlassAccuracy(average="micro", **metric)
+        self.val_macc = MulticlassAccuracy(average="macro", **metric)
+        self.test_acc = MulticlassAccuracy(average="micro", **metric)
+        self.test_macc = MulticlassAccuracy(average="macro", **metric)
+
+    @property
+    def num_classes(self) -> int | None:
+        return self.head.num_classes if self.head is not None else None
+
+    def setup(self, stage: str) -> None:
+        """Build the head for the data module's classes (or check a restored head fits them)."""
+        data_classes = getattr(self.trainer.datamodule, "num_classes", None) if self._trainer is not None else None
+        if self.head is None:
+            if data_classes is None:
+                raise ValueError("model.num_classes is not set and the data module does not tell its classes")
+            self._build_head(int(data_classes))
+        elif data_classes is not None and int(data_classes) != self.head.num_classes:
+            raise ValueError(
+                f"the model's head has {self.head.num_classes} classes but the data has {data_classes}: evaluate a "
+                "checkpoint on the data it was fine-tuned on (its run folder's config.yaml: --config FILE)"
+            )
+
+    def forward(self, points: Tensor) -> Tensor:
+        """Clouds (B, N, 3) -> class logits (B, classes)."""
+        assert self.head is not None, "the head is built in setup() (or give model.num_classes)"
+        if self.backbone_frozen:
+            with torch.no_grad():
+                feature = self.backbone(points).global_feature
+        else:
+            feature = self.backbone(points).global_feature
+        return self.head(feature)
+
+    # ------------------------------------------------------------------ frozen backbone epochs
+    @property
+    def backbone_frozen(self) -> bool:
+        """Whether this is one of the first ``freeze_backbone_epochs`` training epochs."""
+        return (
+            self.freeze_backbone_epochs > 0 and self._trainer is not None and self.trainer.training
+            and self.current_epoch < self.freeze_backbone_epochs
+        )
+
+    def train(self, mode: bool = True) -> FineTuneClassifier:
+        """While the backbone is frozen it stays in eval mode (no drop path, BatchNorm statistics kept)."""
+        super().train(mode)
+        if mode and self.backbone_frozen:
+            self.backbone.eval()
+        return self
+
+    def on_train_epoch_start(self) -> None:
+        self.train(True)
+
+    # ------------------------------------------------------------------ steps
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        points, labels = batch
+        logits = self(points)
+        loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.label_smoothing)
+        self.train_acc.update(logits.detach(), labels)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(labels))
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=len(labels))
+        return loss
+
+    def _log_percent(self, **metrics: MulticlassAccuracy) -> None:
+        """Compute (synchronised over ranks), log in percent, reset."""
+        for name, metric in metrics.items():
+            if metric.update_count or self.trainer.world_size > 1:  # every rank joins the synchronisation
+                # compute() synchronised the states: every rank logs the same value (sync_dist averages equals)
+                self.log(name.replace("_", "/", 1), metric.compute() * 100.0, prog_bar=name == "val_acc", sync_dist=True)
+            metric.reset()
+
+    def on_train_epoch_end(self) -> None:
+        self._log_percent(train_acc=self.train_acc)
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        points, labels = batch
+        logits = self(points)
+        self.log("val/loss", F.cross_entropy(logits.float(), labels), sync_dist=True, batch_size=len(labels))
+        self.val_acc.update(logits, labels)
+        self.val_macc.update(logits, labels)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_percent(val_acc=self.val_acc, val_macc=self.val_macc)
+
+    def on_test_start(self) -> None:
+        self._vote_generator = torch.Generator(device=self.device).manual_seed(self.vote_seed + self.global_rank)
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        points, labels = batch
+        probs = vote_probabilities(self, points, self.votes, self.vote_augment, self._vote_generator)
+        self.log("test/loss", F.nll_loss(probs.clamp_min(1e-12).log(), labels), sync_dist=True, batch_size=len(labels))
+        self.test_acc.update(probs, labels)
+        self.test_macc.update(probs, labels)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_percent(test_acc=self.test_acc, test_macc=self.test_macc)
+
+    def on_before_optimizer_step(self, optimizer: Any) -> None:
+        """No update of the backbone while it is frozen."""
+        if self.backbone_frozen:
+            for p in self.backbone.parameters():
+                p.grad = None
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """AdamW (no decay on biases and norms) with the per-step warm-up + cosine schedule."""
+        return configure_adamw(self.named_parameters(), self.optim_config, self.trainer)
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record the initialisation (and how validation worked) beside the weights."""
+        checkpoint[INIT_KEY] = asdict(self.origin)
+        describe = getattr(self.trainer.datamodule, "describe_validation", None) if self._trainer is not None else None
+        if describe is not None:
+            checkpoint["pointdwc_validation"] = describe()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Take the recorded initialisation; refuse weights of another architecture with one message."""
+        state = checkpoint.get("state_dict")
+        if not isinstance(state, dict):
+            raise ValueError("the checkpoint has no 'state_dict': it is not a Lightning checkpoint")
+        own = self.state_dict()
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        shapes = [k for k, v in own.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
+        if missing or unexpected or shapes:
+            raise ValueError(
+                f"the checkpoint does not fit the configured fine-tuning model ({len(missing)} missing, "
+                f"{len(unexpected)} unexpected, {len(shapes)} of another shape; e.g. {(missing + unexpected + shapes)[:3]}); "
+                "is it a fine-tuning checkpoint of this backbone?"
+            )
+        recorded = checkpoint.get(INIT_KEY)
+        if isinstance(recorded, dict):
+            self.origin = BackboneOrigin(**recorded)

@@ -1,0 +1,464 @@
+"""Distillation with Contrast (Fu et al., arXiv 2202.04241) as a LightningModule.
+
+Per step (``training_step``):
+
+1. the teacher embeds the G global crops (no gradient);
+2. the student embeds all G + L crops (the FPS + kNN grouping of the global crops is
+   computed once and shared with the teacher: same points, same patches);
+3. L = w · L_distill(student, teacher) + λ · L_contrast(student, teacher);
+4. the optimizer steps the student (lr / weight-decay schedules, per-parameter clipping,
+   last layer frozen for the first steps);
+5. the teacher becomes an EMA of the student (``optimizer_step``, real steps only).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from pathlib import Path
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+
+from backbones.base import PointBackbone
+from backbones.point_vit import PointViT
+from lightning_modules.pretrain.adamw import param_groups
+from lightning_modules.pretrain.collapse import CollapseMonitor
+from lightning_modules.dist import gather_objects, is_distributed, rank
+from lightning_modules.pretrain.ema import ema_update, init_teacher, set_teacher_mode
+from lightning_modules.pretrain.heads import HeadConfig, HeadOutput
+from lightning_modules.pretrain.losses import ContrastConfig, DistillationLoss, DistillConfig, multi_view_info_nce
+from lightning_modules.pretrain.network import Network
+from lightning_modules.pretrain.rng import capture_rng_state, restore_rng_state
+from lightning_modules.pretrain.schedules import CosineSchedule, LinearWarmup
+from lightning_modules.pretrain.sync_batchnorm import convert_to_global_batchnorm
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with DINO's schedules (DESIGN.md defaults)."""
+
+    lr: float = 5e-4
+    """Peak learning rate per 256 samples; scaled by global_batch / 256."""
+    min_lr: float = 1e-6
+    warmup_epochs: float = 10
+    weight_decay: float = 0.04
+    weight_decay_end: float = 0.4
+    betas: tuple[float, float] = (0.9, 0.999)
+    clip_grad: float = 3.0
+    """Per-parameter gradient-norm clip (DINO's ``clip_gradients``); 0 disables."""
+    freeze_last_layer_steps: int = 0
+    """Optimizer steps during which the head's last layer gets no update (DINO freezes it
+    for its first epoch; counted in steps so a short run is not frozen for a tenth of it)."""
+
+
+@dataclass
+class TeacherConfig:
+    """EMA momentum, cosine from ``momentum`` to ``momentum_end`` over all steps."""
+
+    momentum: float = 0.996
+    momentum_end: float = 1.0
+
+
+@dataclass
+class Schedules:
+    """Everything that changes per optimizer step; its state goes into checkpoints."""
+
+    lr: CosineSchedule
+    weight_decay: CosineSchedule
+    momentum: CosineSchedule
+    teacher_temp: LinearWarmup
+    steps_per_epoch: int
+
+    def state_dict(self) -> dict[str, Any]:
+        """Schedule parameters, for the checkpoint."""
+        return {
+            "lr": self.lr.state_dict(),
+            "weight_decay": self.weight_decay.state_dict(),
+            "momentum": self.momentum.state_dict(),
+            "teacher_temp": self.teacher_temp.state_dict(),
+            "steps_per_epoch": self.steps_per_epoch,
+        }
+
+
+def _check_loss_weights(distill: float, contrast: float) -> None:
+    """Both weights non-negative and at least one positive, else one clear error."""
+    for field, value in (("model.distill.weight", distill), ("model.contrast.weight", contrast)):
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{field} must be a finite number >= 0, got {value}")
+    if distill == 0 and contrast == 0:
+        raise ValueError("model.distill.weight and model.contrast.weight are both 0: nothing would be learned")
+
+
+def _schedule_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """``name: saved -> current`` for every schedule value that differs (relative 1e-9)."""
+    changes = []
+    for name, value in current.items():
+        old = saved.get(name)
+        if isinstance(value, dict):
+            changes += [f"{name}.{c}" for c in _schedule_changes(old if isinstance(old, dict) else {}, value)]
+        elif old is None or not math.isclose(float(old), float(value), rel_tol=1e-9, abs_tol=0.0):
+            changes.append(f"{name}: {old} -> {value}")
+    return changes
+
+
+def _backbone_spec(backbone: PointBackbone) -> dict[str, Any] | str:
+    """``{class_path, init_args}`` of the backbone (so a checkpoint alone rebuilds it: ``pointdwc
+    embed``/``export``, LightningCLI's ``--ckpt_path``), or its class path if it does not tell its args."""
+    class_path = f"{type(backbone).__module__}.{type(backbone).__qualname__}"
+    init_args = getattr(backbone, "init_args", None)
+    try:
+        return {"class_path": class_path, "init_args": init_args()} if init_args is not None else class_path
+    except AttributeError:
+        return class_path
+
+
+def _compile_backend(compile: bool | str) -> str:
+    """The ``torch.compile`` backend ``model.compile`` names (``true``: inductor), or one clear error."""
+    if compile is True:
+        return "inductor"
+    backends = torch._dynamo.list_backends(exclude_tags=())
+    if compile not in backends:
+        raise ValueError(f"model.compile: {compile!r} is not a torch.compile backend; use true or one of {backends}")
+    return str(compile)
+
+
+def _finite_on_all_ranks(loss: Tensor) -> bool:
+    """True when the loss is finite on every rank (all ranks must agree to stop together)."""
+    finite = torch.isfinite(loss.detach()).float()
+    if is_distributed():
+        torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+    return bool(finite.item())
+
+
+class DistillationWithContrast(pl.LightningModule):
+    """Student/teacher self-distillation with a contrastive term.
+
+    Args:
+        backbone: any :class:`~backbones.base.PointBackbone` (class path in YAML).
+        head: DINO head sizes.
+        distill: distillation loss settings.
+        contrast: contrastive term settings (weight λ, temperature).
+        optim: optimizer and schedules.
+        teacher: EMA momentum schedule.
+        batch_size: per-device batch size (linked from ``data.batch_size``), for lr scaling.
+        max_epochs: length of the schedules (linked from ``trainer.max_epochs``); defaults
+            to the trainer's.
+        sync_batchnorm: under DDP, normalise every BatchNorm layer of the student and the
+            teacher with the statistics of the global batch (all ranks); see
+            :mod:`lightning_modules.pretrain.sync_batchnorm`. No effect in one process.
+        compile: ``torch.compile`` the backbone + head of the student and of the teacher
+            (``true``: inductor; a string names another backend, e.g. ``aot_eager`` to check
+            graph capture without generating code), one static-shape graph per crop
+            resolution; see :meth:`~lightning_modules.pretrain.network.Network.compile_forward`. Off by
+            default: measured no faster on a 2-core CPU once compiled, and compiling takes
+            minutes there; not yet measured on a GPU (README, "Benchmarks").
+    """
+
+    def __init__(
+        self,
+        backbone: PointBackbone | None = None,
+        head: HeadConfig = HeadConfig(),
+        distill: DistillConfig = DistillConfig(),
+        contrast: ContrastConfig = ContrastConfig(),
+        optim: OptimConfig = OptimConfig(),
+        teacher: TeacherConfig = TeacherConfig(),
+        batch_size: int = 64,
+        max_epochs: int | None = None,
+        sync_batchnorm: bool = False,
+        compile: bool | str = False,
+    ) -> None:
+        super().__init__()
+        backbone = backbone if backbone is not None else PointViT()
+        # Plain types only, so checkpoints load with torch.load(weights_only=True).
+        self.save_hyperparameters(
+            {
+                "backbone": _backbone_spec(backbone),
+                "head": asdict(head),
+                "distill": asdict(distill),
+                "contrast": asdict(contrast),
+                "optim": asdict(optim),
+                "teacher": asdict(teacher),
+                "batch_size": batch_size,
+                "max_epochs": max_epochs,
+                "sync_batchnorm": sync_batchnorm,
+                "compile": compile,
+            }
+        )
+        _check_loss_weights(distill.weight, contrast.weight)
+        if contrast.student_views not in ("all", "global"):
+            raise ValueError(f"model.contrast.student_views must be 'all' or 'global', got {contrast.student_views!r}")
+        self.head_config = copy.deepcopy(head)
+        self.distill_config = copy.deepcopy(distill)
+        self.contrast_config = copy.deepcopy(contrast)
+        self.optim_config = copy.deepcopy(optim)
+        self.teacher_config = copy.deepcopy(teacher)
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.student = Network(backbone, self.head_config)
+        if sync_batchnorm:
+            convert_to_global_batchnorm(self.student)  # the teacher below is a copy: converted too
+        self.teacher = copy.deepcopy(self.student)
+        if compile:
+            backend = _compile_backend(compile)
+            self.student.compile_forward(backend)
+            self.teacher.compile_forward(backend)
+        self.momentum_pairs = [(self.student.backbone, self.teacher.backbone), (self.student.head, self.teacher.head)]
+        init_teacher(self.momentum_pairs)
+        set_teacher_mode(self.teacher, training=False)
+        self.distill_loss = DistillationLoss(
+            self.head_config.out_dim, self.distill_config.student_temp, self.distill_config.center_momentum
+        )
+        self.schedules: Schedules | None = None
+        self._saved_schedules: dict[str, Any] | None = None
+        self.collapse = CollapseMonitor(self.head_config.out_dim)
+
+    def train(self, mode: bool = True) -> DistillationWithContrast:
+        """Switch the student's mode; the teacher stays in eval mode (no drop path) except
+        for its BatchNorm layers, which use batch statistics while training (DINO's teacher)."""
+        super().train(mode)
+        set_teacher_mode(self.teacher, training=mode)
+        return self
+
+    def on_train_start(self) -> None:
+        """Lightning keeps each module's mode rather than calling ``train()``: set the teacher's.
+        Here as well as at each epoch start, because a run resumed in the middle of an epoch
+        skips ``on_train_epoch_start`` for that epoch."""
+        set_teacher_mode(self.teacher, training=True)
+
+    def on_train_epoch_start(self) -> None:
+        """Again at every epoch: end-of-epoch probes and pictures put the teacher in eval mode."""
+        set_teacher_mode(self.teacher, training=True)
+
+    # ------------------------------------------------------------------ the algorithm
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        """One step of Distillation with Contrast on a batch of multi-crop views."""
+        global_views, local_views = batch["global"], batch["local"]
+        step = self.global_step
+        teacher_temp = self.schedules.teacher_temp(step) if self.schedules else self.distill_config.teacher_temp
+        patches = self.student.group(global_views)  # one FPS + kNN of the global crops for both networks
+        with torch.no_grad():
+            teacher_out = self.teacher(global_views, patches)
+        student_out = self._student_views(global_views, local_views, patches)
+        loss_distill = self.distill_loss(student_out.logits, teacher_out.logits, teacher_temp)
+        loss_contrast = self.contrastive_loss(student_out.embedding, teacher_out.embedding)
+        loss = self.total_loss(loss_distill, loss_contrast)
+        if not _finite_on_all_ranks(loss):
+            self._stop_on_non_finite(step, loss_distill, loss_contrast)
+        self._log_step(loss, loss_distill, loss_contrast, teacher_out, teacher_temp, step)
+        self.distill_loss.update_center(teacher_out.logits)
+        return loss
+
+    def contrastive_loss(self, student_emb: Tensor, teacher_emb: Tensor) -> Tensor:
+        """InfoNCE of each student view (or each global one) against each *other* teacher global view."""
+        if self.contrast_config.student_views == "global":
+            student_emb = student_emb[: teacher_emb.shape[0]]
+        return multi_view_info_nce(student_emb, teacher_emb, self.contrast_config.temperature)
+
+    def total_loss(self, loss_distill: Tensor, loss_contrast: Tensor) -> Tensor:
+        """w · L_distill + λ · L_contrast (a term of weight 0 still runs, for its log)."""
+        return self.distill_config.weight * loss_distill + self.contrast_config.weight * loss_contrast
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+        """Set this step's lr / weight decay, step the student, then update the teacher."""
+        step = self.global_step
+        if self.schedules is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = self.schedules.lr(step)
+                if group["decay"]:
+                    group["weight_decay"] = self.schedules.weight_decay(step)
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        momentum = self.schedules.momentum(step) if self.schedules else self.teacher_config.momentum
+        ema_update(self.momentum_pairs, momentum)
+
+    def on_before_optimizer_step(self, optimizer: Any) -> None:
+        """DINO's per-parameter gradient clipping and last-layer freezing."""
+        clip = self.optim_config.clip_grad
+        if clip > 0:
+            grads = [p.grad for p in self.student.parameters() if p.grad is not None]
+            norms = torch._foreach_norm(grads)
+            for g, n in zip(grads, norms):
+                g.mul_((clip / (n + 1e-6)).clamp(max=1.0))
+        if self.global_step < self.optim_config.freeze_last_layer_steps:
+            for p in self.student.head.last_layer.parameters():
+                p.grad = None
+
+    # ------------------------------------------------------------------ evaluation
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        """Pretext losses on the test split (the probe callback adds its accuracies)."""
+        self._eval_step(batch, "test")
+
+    def _eval_step(self, batch: dict[str, Tensor], stage: str) -> None:
+        patches = self.student.group(batch["global"])
+        teacher_out = self.teacher(batch["global"], patches)
+        student_out = self._student_views(batch["global"], batch["local"], patches)
+        loss_distill = self.distill_loss(student_out.logits, teacher_out.logits, self.distill_config.teacher_temp)
+        loss_contrast = self.contrastive_loss(student_out.embedding, teacher_out.embedding)
+        loss = self.total_loss(loss_distill, loss_contrast)
+        kw = {"on_epoch": True, "sync_dist": True, "batch_size": batch["global"].shape[1]}
+        self.log(f"{stage}/loss", loss, **kw)
+        self.log(f"{stage}/loss_distill", loss_distill, **kw)
+        self.log(f"{stage}/loss_contrast", loss_contrast, **kw)
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """AdamW over two groups (no weight decay on biases and norm weights) + schedules."""
+        cfg = self.optim_config
+        optimizer = torch.optim.AdamW(
+            param_groups(self.student.named_parameters(), cfg.weight_decay), lr=cfg.lr, betas=cfg.betas
+        )
+        self.schedules = self._build_schedules()
+        self._warn_if_schedules_changed()
+        return optimizer
+
+    def _build_schedules(self) -> Schedules:
+        """Per-step schedules from the loader's length (not from the epoch count alone).
+
+        ``steps_per_epoch`` is the number of optimizer steps one pass over the training
+        loader takes; the total is ``model.max_epochs`` of them (capped by
+        ``trainer.max_steps``) or, without an epoch count, Lightning's estimate, which
+        honours ``max_steps``. Warm-ups given in epochs become ``round(epochs ·
+        steps_per_epoch)`` steps, capped at the run's length.
+        """
+        trainer = self.trainer
+        estimated = trainer.estimated_stepping_batches
+        if trainer.train_dataloader is None:  # max_epochs -1: Lightning did not build it
+            trainer.fit_loop.setup_data()
+        batches = trainer.num_training_batches
+        if not math.isfinite(batches):
+            raise ValueError("the training loader has no length: pointdwc's schedules need a sized data set")
+        steps_per_epoch = max(1, math.ceil(batches / trainer.accumulate_grad_batches))
+        epochs = self.max_epochs
+        if epochs is not None and epochs > 0:
+            total = epochs * steps_per_epoch
+            if trainer.max_steps is not None and trainer.max_steps > 0:
+                total = min(total, trainer.max_steps)
+        elif math.isfinite(estimated):
+            total = int(estimated)
+        else:
+            raise ValueError(
+                "trainer.max_epochs is -1 and trainer.max_steps is unset: the lr, momentum and "
+                "teacher-temperature schedules need the run's length; set one of them"
+            )
+        total = max(1, total)
+        world = trainer.world_size * trainer.accumulate_grad_batches
+        cfg, dcfg, tcfg = self.optim_config, self.distill_config, self.teacher_config
+        peak = cfg.lr * self.batch_size * world / 256.0
+
+        def steps(epochs_: float) -> int:
+            return min(total, round(epochs_ * steps_per_epoch))
+
+        return Schedules(
+            lr=CosineSchedule(peak, cfg.min_lr, total, steps(cfg.warmup_epochs)),
+            weight_decay=CosineSchedule(cfg.weight_decay, cfg.weight_decay_end, total),
+            momentum=CosineSchedule(tcfg.momentum, tcfg.momentum_end, total),
+            teacher_temp=LinearWarmup(dcfg.warmup_teacher_temp, dcfg.teacher_temp, steps(dcfg.warmup_teacher_temp_epochs)),
+            steps_per_epoch=steps_per_epoch,
+        )
+
+    def _warn_if_schedules_changed(self) -> None:
+        """On resume, name every schedule value that differs from the checkpoint's.
+
+        A resumed run rebuilds its schedules from the current batch size, device count and
+        run length; if any of those changed, lr / weight decay / momentum / teacher
+        temperature silently follow another curve from the resumed step on.
+        """
+        if self._saved_schedules is None or self.schedules is None:
+            return  # called again once both exist
+        saved, self._saved_schedules = self._saved_schedules, None
+        changes = _schedule_changes(saved, self.schedules.state_dict())
+        if changes:
+            warnings.warn(
+                "resuming with schedules that differ from the checkpoint's ("
+                + "; ".join(changes)
+                + "): the global batch size (data.batch_size x devices x nodes x accumulation), "
+                "trainer.max_epochs / max_steps or a model.optim / distill / teacher value changed. "
+                "Resume with the original settings to continue the same run.",
+                stacklevel=2,
+            )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record the schedules a run used and every rank's RNG state."""
+        if self.schedules is not None:
+            checkpoint["pointdwc_schedules"] = self.schedules.state_dict()
+        checkpoint["pointdwc_rng"] = gather_objects(capture_rng_state())
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse a checkpoint of another architecture with one readable message."""
+        state = checkpoint.get("state_dict")
+        if not isinstance(state, dict):
+            raise ValueError("the checkpoint has no 'state_dict': it is not a pointdwc Lightning checkpoint")
+        own = self.state_dict()
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        shapes = [
+            f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+            for k, v in own.items()
+            if k in state and tuple(state[k].shape) != tuple(v.shape)
+        ]
+        if missing or unexpected or shapes:
+            problems = shapes[:3] + [f"missing {k}" for k in missing[:3]] + [f"unexpected {k}" for k in unexpected[:3]]
+            raise ValueError(
+                "the checkpoint does not match the configured model "
+                f"({len(shapes)} shape mismatches, {len(missing)} missing, {len(unexpected)} unexpected tensors; "
+                f"e.g. {'; '.join(problems)}). Use the config the checkpoint was trained with "
+                "(its config.yaml sits next to the run's logs)."
+            )
+        self._saved_schedules = checkpoint.get("pointdwc_schedules")
+        self._warn_if_schedules_changed()  # no-op until configure_optimizers has built the new ones
+        states = checkpoint.get("pointdwc_rng")
+        if states:
+            restore_rng_state(states[rank()] if rank() < len(states) else states[0])
+
+    def _stop_on_non_finite(self, step: int, loss_distill: Tensor, loss_contrast: Tensor) -> None:
+        """Save the last good state (before this step's update) and stop with a clear message."""
+        ckpt_cb = self.trainer.checkpoint_callback
+        directory = Path(getattr(ckpt_cb, "dirpath", None) or self.trainer.default_root_dir)
+        path = directory / f"last-finite-step{step}.ckpt"
+        self.trainer.save_checkpoint(path)
+        raise FloatingPointError(
+            f"non-finite loss at step {step} (distill={loss_distill.item():.4g}, "
+            f"contrast={loss_contrast.item():.4g}); the last good state is saved to {path}. "
+            "Lower model.optim.lr or raise model.optim.warmup_epochs, then resume with --ckpt_path."
+        )
+
+    # ------------------------------------------------------------------ helpers
+    def _student_views(
+        self, global_views: Tensor, local_views: Tensor, patches: Any | None = None, local_patches: Any | None = None
+    ) -> HeadOutput:
+        """Student outputs of the global then local views, batched per crop size (``patches``:
+        the global views' grouping, shared with the teacher; ``local_patches``: the local ones')."""
+        outs = [self.student(global_views, patches)]
+        if local_views.shape[0] > 0:
+            outs.append(self.student(local_views, local_patches))
+        return HeadOutput(
+            torch.cat([o.logits for o in outs]), torch.cat([o.embedding for o in outs])
+        )
+
+    @torch.no_grad()
+    def _log_step(
+        self, loss: Tensor, ld: Tensor, lc: Tensor, teacher_out: HeadOutput, temp: float, step: int
+    ) -> None:
+        probs = self.distill_loss.teacher_probs(teacher_out.logits.flatten(0, 1), temp)
+        entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1).mean()
+        mean_p = probs.mean(0)
+        batch_entropy = -(mean_p * mean_p.clamp_min(1e-12).log()).sum()
+        b = teacher_out.logits.shape[1]
+        self.log("train/loss", loss, prog_bar=True, batch_size=b)
+        self.log("train/loss_distill", ld, batch_size=b)
+        self.log("train/loss_contrast", lc, batch_size=b)
+        self.log("train/teacher_entropy", entropy, batch_size=b)
+        self.log("train/teacher_batch_entropy", batch_entropy, batch_size=b)
+        # each teacher view is paired with the same number of student views, so the mean
+        # cross-entropy minus the mean teacher entropy is the mean KL(teacher || student)
+        self.log("train/kl_student_teacher", ld - entropy, batch_size=b)
+        self.collapse.update(entropy.detach(), batch_entropy.detach())
+        self.log("train/teacher_temp", temp, batch_size=b)
+        if self.schedules is not None:
+            self.log("train/lr", self.schedules.lr(step), batch_size=b)
+            self.log("train/weight_decay", self.schedules.weight_decay(step), batch_size=b)
+            self.log("train/momentum", self.schedules.momentum(step), batch_size=b)
