@@ -25,13 +25,14 @@ import yaml
 from torch import nn
 
 from backbones.pretrained import PretrainedError, build_backbone, load_torch_file, load_weights
+from configs import shipped_config
 
 Network = Literal["teacher", "student"]
 
 CONFIG_KEY = "pointdwc_config"
 """Checkpoint entry with the run's resolved config as YAML text (written by the CLI)."""
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
+DEFAULT_CONFIG = shipped_config("default.yaml")
 
 
 @dataclass

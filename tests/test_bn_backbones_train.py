@@ -115,7 +115,7 @@ def test_ddp_fit_with_a_batchnorm_backbone_and_synced_batchnorm(tiny_modelnet, t
     ],
 )
 def test_backbone_configs_build_the_configured_model(config, kind, init, tmp_path, monkeypatch) -> None:
-    from lightning_modules.commands.cli import CONFIG_DIR
+    from configs import CONFIG_DIR
     from lightning_modules.pretrain.sync_batchnorm import GlobalBatchNorm
 
     monkeypatch.chdir(tmp_path)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lightning_modules.commands.cli import CONFIG_DIR, run_cli
+from configs import CONFIG_DIR
+from lightning_modules.commands.cli import run_cli
 from tests.layouts import blob_clouds, write_modelnet_h5, write_scanobjectnn, write_shapenet55
 
 

@@ -22,6 +22,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
+from configs import shipped_config
 from datamodules.errors import DataError
 from datamodules.pointcloud import PointCloudDataModule
 from lightning_modules.checkpoint_encoder import CONFIG_KEY
@@ -31,8 +32,7 @@ from lightning_modules.evaluation.probe import LinearProbe
 from lightning_modules.commands.run_folder import ENV_RUN_DIR, RunFolder, RunFolderError, choose_run_folder
 from lightning_modules.commands.wandb_runs import finish_wandb_runs
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
-DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
+DEFAULT_CONFIG = shipped_config("default.yaml")
 
 
 COMMANDS = {
@@ -173,7 +173,7 @@ def run_cli(args: list[str] | None = None, run: bool = True) -> PointDWCCLI:
 
     With ``run=False`` there is no subcommand: the objects of a config are just built.
     """
-    defaults = [str(DEFAULT_CONFIG)] if DEFAULT_CONFIG.is_file() else []
+    defaults = [str(DEFAULT_CONFIG)]
     subcommands = ("fit", "test", "validate", "predict")
     kwargs: dict[str, Any] = {"default_config_files": defaults}
     if run:

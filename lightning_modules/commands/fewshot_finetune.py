@@ -18,11 +18,11 @@ from typing import Literal
 
 from datamodules.errors import DataError
 from datamodules.splits.fewshot_fold import FoldSet
-from lightning_modules.commands.cli import CONFIG_DIR
+from configs import shipped_config
 from lightning_modules.evaluation.protocol import CheckpointScores, RunResult, evaluate_after_fit
 from lightning_modules.commands.finetune import SPEC, FineTuneCLI, run_finetune
 
-FEWSHOT_CONFIG = CONFIG_DIR / "finetune" / "fewshot.yaml"
+FEWSHOT_CONFIG = shipped_config("finetune/fewshot.yaml")
 """The per-fold fine-tuning recipe (CPU-sized), loaded over ``configs/finetune/default.yaml``."""
 
 Select = Literal["last", "val"]

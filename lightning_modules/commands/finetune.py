@@ -16,12 +16,12 @@ from __future__ import annotations
 
 
 from datamodules.classification import ClassificationDataModule
-from lightning_modules.commands.cli import CONFIG_DIR
+from configs import shipped_config
 from lightning_modules.evaluation.protocol import ProtocolSpec
 from lightning_modules.downstream.finetune import FineTuneClassifier
 from lightning_modules.commands.protocol_cli import ProtocolCLI, protocol_main, run_protocol_cli
 
-DEFAULT_CONFIG = CONFIG_DIR / "finetune" / "default.yaml"
+DEFAULT_CONFIG = shipped_config("finetune/default.yaml")
 """Loaded before any ``--config``: the CPU default on the synthetic set."""
 
 SPEC = ProtocolSpec(select_metric="val/acc", mode="max", report=("test/acc", "test/macc"), task="classification")

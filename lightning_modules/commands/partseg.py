@@ -23,13 +23,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 from datamodules.part_segmentation import PartSegmentationDataModule
-from lightning_modules.commands.cli import CONFIG_DIR
+from configs import shipped_config
 from lightning_modules.dist import print_rank_zero
 from lightning_modules.evaluation.protocol import ProtocolSpec
 from lightning_modules.downstream.partseg import PartSegmentation
 from lightning_modules.commands.protocol_cli import ProtocolCLI, protocol_main, run_protocol_cli
 
-DEFAULT_CONFIG = CONFIG_DIR / "partseg" / "default.yaml"
+DEFAULT_CONFIG = shipped_config("partseg/default.yaml")
 """Loaded before any ``--config``: the CPU default on the synthetic part set."""
 
 SPEC = ProtocolSpec(
