@@ -18,7 +18,7 @@ from typing import Any
 
 from jsonargparse import Namespace
 from pytorch_lightning import LightningModule, Trainer
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
@@ -103,6 +103,21 @@ def point_at_run_folder(trainer: Namespace, run: RunFolder) -> None:
                 args.name = run.name
 
 
+def drop_disabled_progress_bar(trainer: Namespace) -> None:
+    """With ``trainer.enable_progress_bar: false``, remove the config's progress-bar callbacks.
+
+    The shipped configs add a ``RichProgressBar``; Lightning refuses a progress-bar callback
+    beside ``enable_progress_bar=False``, so turning the bar off would otherwise end in an error.
+    """
+    if trainer.get("enable_progress_bar") is not False or not trainer.get("callbacks"):
+        return
+    trainer.callbacks = [
+        callback for callback in trainer.callbacks
+        if not (isinstance(callback, Namespace) and (cls := _class_of(callback.get("class_path", ""))) is not None
+                and issubclass(cls, ProgressBar))
+    ]
+
+
 def add_run_name_argument(parser: LightningArgumentParser) -> None:
     """``--name``: the run's folder name."""
     parser.add_argument(
@@ -146,6 +161,7 @@ class PointDWCCLI(LightningCLI):
         self._user_config.name = None  # run.json keeps it; the saved config, reused, starts a new run
         run = self.choose_folder(config)
         point_at_run_folder(config.trainer, run)
+        drop_disabled_progress_bar(config.trainer)
         self.run_folder = run
         os.environ[ENV_RUN_DIR] = str(run.path)  # for the processes a DDP launch starts; reset by run_cli
         if rank_zero_only.rank == 0:

@@ -15,6 +15,7 @@ split is predicted once, with the refitted model.
 
 from __future__ import annotations
 
+import time
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -30,6 +31,7 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 from backbones.base import PointBackbone
 from datamodules.dataset import PointCloudSet, PointCloudSplit
 from datamodules.detect import resolve_dataset
+from datamodules.splits.per_class_subset import per_class_subset
 from lightning_modules.dist import gather_objects, is_distributed, print_rank_zero, rank, world_size
 from lightning_modules.evaluation.feature_cache import FeatureCache
 
@@ -55,6 +57,9 @@ SVM_C_FALLBACK = 0.05
 """C of ``svm_c="auto"`` when the train split cannot be cross-validated (the old default)."""
 
 SVM_MAX_ITER = 5000
+
+FAST_DEV_RUN_PER_CLASS = 4
+"""Shapes per class of each split the probe uses under ``trainer.fast_dev_run``."""
 
 
 @dataclass(frozen=True)
@@ -303,6 +308,9 @@ class LinearProbe(pl.Callback):
         knn_k: neighbours of the kNN classifier.
         knn_temperature: temperature of the kNN vote weights.
         batch_size: clouds per forward pass while embedding.
+        max_per_class: use at most this many shapes of each class of each split (a seeded subset,
+            named in the protocol line) to bound the probe's cost; None: every shape. Under
+            ``trainer.fast_dev_run`` the probe uses at most :data:`FAST_DEV_RUN_PER_CLASS`.
     """
 
     def __init__(
@@ -318,6 +326,7 @@ class LinearProbe(pl.Callback):
         knn_k: int = 20,
         knn_temperature: float = 0.07,
         batch_size: int = 128,
+        max_per_class: int | None = None,
     ) -> None:
         super().__init__()
         field = f"probe[{name}]" if name else "probe"
@@ -331,6 +340,7 @@ class LinearProbe(pl.Callback):
         self.knn_k = knn_k
         self.knn_temperature = knn_temperature
         self.batch_size = batch_size
+        self.max_per_class = max_per_class
         self._field = field
         self._splits: dict[str, PointCloudSplit] = {}
         self._cache = FeatureCache()  # both splits' features, until the network's weights change
@@ -343,8 +353,10 @@ class LinearProbe(pl.Callback):
         else:
             c = f"fixed C={self.svm_c:g} (no validation)"
         net = "teacher" if self.use_teacher else "student"
+        subset = (f" (at most {self.max_per_class} shapes per class of each split, seeded subset)"
+                  if self.max_per_class is not None else "")
         return (
-            f"{self.key('*')}: frozen {net}, {self.num_points} points, {self.data.describe()}; linear SVM "
+            f"{self.key('*')}: frozen {net}, {self.num_points} points, {self.data.describe()}{subset}; linear SVM "
             f"on standardised features, {c}, test split predicted once; weighted kNN k={self.knn_k}"
         )
 
@@ -366,11 +378,17 @@ class LinearProbe(pl.Callback):
                     "needs a fixed split (set fresh_train_each_epoch: false for the probe)"
                 )
             split.require_points(self.num_points, f"{self._field}.num_points")
+            if self.max_per_class is not None:
+                kept = per_class_subset(split.labels, self.max_per_class, field=f"{self._field}.max_per_class")
+                split = PointCloudSplit(split.points[kept], split.labels[kept], split.class_names, split.source)
             self._splits[name] = split
         return self._splits[name]
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Prepare (generate or pack, on rank 0) and load the probe data up front."""
+        if trainer.fast_dev_run and (self.max_per_class is None or self.max_per_class > FAST_DEV_RUN_PER_CLASS):
+            self.max_per_class = FAST_DEV_RUN_PER_CLASS  # a smoke run checks the probe's path, not its figure
+            self._splits.clear()
         if trainer.local_rank == 0:  # one packer per node (caches are usually node-local)
             self.data.prepare(progress=trainer.is_global_zero)
         if trainer.is_global_zero:
@@ -383,7 +401,10 @@ class LinearProbe(pl.Callback):
         self._split("train")
         self._split("test")
 
-    def _features(self, backbone: PointBackbone, split: PointCloudSplit, device: torch.device) -> np.ndarray:
+    def _features(
+        self, backbone: PointBackbone, split: PointCloudSplit, device: torch.device, name: str = "probe"
+    ) -> np.ndarray:
+        print_rank_zero(f"{self.key('*')}: embedding the {len(split)} {name} clouds ({self.num_points} points)")
         mine = np.arange(rank(), len(split), world_size())
         feats = extract_features(backbone, split.points[mine, : self.num_points], self.batch_size, device)
         feats, _ = _gather_rows(feats, mine)
@@ -398,14 +419,18 @@ class LinearProbe(pl.Callback):
         """
         net = pl_module.teacher if self.use_teacher else pl_module.student
         train, test = self._split("train"), self._split("test")
+        started = time.perf_counter()
         train_x, test_x = (
-            self._cache.get(
-                net.backbone, trainer.global_step, name, lambda s=split: self._features(net.backbone, s, pl_module.device)
-            )
+            self._cache.get(net.backbone, trainer.global_step, name,
+                            lambda s=split, n=name: self._features(net.backbone, s, pl_module.device, n))
             for name, split in (("train", train), ("test", test))
         )
         result: list[ProbeResult | None] = [None]
         if trainer.is_global_zero:
+            how = (f"C by {self.svm_folds}-fold CV over at most {len(SVM_C_GRID)} values" if self.svm_c == "auto"
+                   else f"C={self.svm_c:g}")
+            print(f"{self.key('*')}: features ready in {time.perf_counter() - started:.1f} s; fitting the linear "
+                  f"SVM ({how}) on {len(train)} shapes and the kNN", flush=True)
             result = [self._classify(train_x, train.labels, test_x, test.labels, trainer.global_step)]
         if is_distributed():
             torch_dist.broadcast_object_list(result, src=0)

@@ -87,14 +87,17 @@ class WandbVisuals(pl.Callback):
 
     @torch.no_grad()
     def log_attention(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Teacher [CLS] attention of the last block on a few probe clouds, per head."""
-        import wandb
+        """Teacher [CLS] attention of the last block on a few probe clouds, per head.
 
+        Without a W&B logger (or on another rank) nothing is imported or computed.
+        """
         logger = self._wandb(trainer)
-        clouds = self._probe_clouds(trainer)
-        backbone = pl_module.teacher.backbone
+        clouds = self._probe_clouds(trainer) if logger is not None else None
         if logger is None or clouds is None:
             return
+        import wandb
+
+        backbone = pl_module.teacher.backbone
         points = torch.from_numpy(np.ascontiguousarray(clouds)).to(pl_module.device)
         was_training = backbone.training
         backbone.eval()
