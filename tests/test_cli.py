@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -72,7 +73,7 @@ def run_console(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     """Run the installed ``pointdwc`` script (or the module) in a fresh process."""
     env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(Path(__file__).parents[1])}
     exe = Path(sys.executable).parent / "pointdwc"
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "lightning_modules.commands.cli"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "lightning_modules.commands.entry"]
     proc = subprocess.run(cmd + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
@@ -82,7 +83,14 @@ def test_console_script_test_prints_probe_results_table(tiny_modelnet, tmp_path)
     args = ["test", "--config", TINY, "--data.root", str(tiny_modelnet), "--probe.root", str(tiny_modelnet),
             "--trainer.logger", "false"]
     proc = run_console(args, tmp_path)
-    assert "probe/svm_acc" in proc.stdout and "probe/knn_acc" in proc.stdout
+    printed = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if line.startswith(("probe/", "test/")))
+    # rounded as fit prints them: accuracies with 2 decimals, C with 3 significant digits, losses with 4
+    for name in ("probe/svm_acc", "probe/svm_macc", "probe/knn_acc", "probe/knn_macc"):
+        assert re.fullmatch(r"\d{1,3}\.\d\d", printed[name]), (name, printed[name])
+    assert len(printed["test/loss"].replace(".", "").lstrip("0")) <= 4 and float(printed["test/loss"]) > 0
+    assert float(printed["probe/svm_c"]) > 0 and len(printed["probe/svm_c"].replace(".", "").lstrip("0")) <= 3
+    assert "Test metric" not in proc.stdout  # not Lightning's table of unrounded floats
+    assert "litlogger" not in proc.stdout + proc.stderr
 
 
 def test_fit_runs_under_ddp_with_two_cpu_processes(tiny_modelnet, tmp_path) -> None:
@@ -105,12 +113,12 @@ def test_unknown_option_is_a_clear_cli_error(tmp_path, monkeypatch, capsys) -> N
 
 
 def test_help_lists_every_subcommand(monkeypatch, capsys) -> None:
-    from lightning_modules.commands import cli
+    from lightning_modules.commands import entry
 
     for argv in (["pointdwc"], ["pointdwc", "--help"]):
         monkeypatch.setattr(sys, "argv", argv)
         with pytest.raises(SystemExit) as exc:
-            cli.main()
+            entry.console_script()
         assert exc.value.code == 0
         listed = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
         assert listed == ["fit", "validate", "test", "predict", "data", "embed", "export", "attention", "finetune",
@@ -118,5 +126,5 @@ def test_help_lists_every_subcommand(monkeypatch, capsys) -> None:
     for command in ("data", "embed", "export", "attention", "finetune", "fewshot", "partseg"):  # each answers its own --help
         monkeypatch.setattr(sys, "argv", ["pointdwc", command, "--help"])
         with pytest.raises(SystemExit) as exc:
-            cli.main()
+            entry.console_script()
         assert exc.value.code == 0 and f"pointdwc {command}" in capsys.readouterr().out

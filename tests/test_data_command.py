@@ -90,7 +90,7 @@ def test_console_script_data_check(tiny_modelnet) -> None:
         [
             sys.executable,
             "-c",
-            "import sys; from lightning_modules.commands.cli import main; sys.argv[0] = 'pointdwc'; main()",
+            "import sys; from lightning_modules.commands.entry import console_script; sys.argv[0] = 'pointdwc'; console_script()",
             "data",
             "check",
             str(tiny_modelnet),

@@ -13,7 +13,7 @@ REPO = Path(__file__).parents[1]
 SOURCES = ("pyproject.toml", "README.md", "backbones", "configs", "datamodules", "lightning_modules")
 PRINT_CONFIG = ("import sys; sys.argv = ['pointdwc', 'fit', '--print_config']; import lightning_modules; "
                 "print(lightning_modules.__file__, file=sys.stderr); "
-                "from lightning_modules.commands.cli import main; main()")
+                "from lightning_modules.commands.entry import main; main()")
 
 
 def _print_config(python_path: Path, cwd: Path) -> tuple[str, str]:

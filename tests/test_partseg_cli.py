@@ -13,7 +13,7 @@ import torch
 
 from datamodules.part_segmentation import PartSegmentationDataModule
 from datamodules.formats.shapenet_part import ShapeNetPart
-from lightning_modules.commands import cli as pointdwc_cli
+from lightning_modules.commands import entry
 from lightning_modules.commands.partseg import run_partseg
 from tests.layouts import write_shapenet_part
 
@@ -34,7 +34,7 @@ def pointdwc(argv: list[str], monkeypatch) -> int:
     """``pointdwc ARGV`` through the console entry point; its exit status."""
     monkeypatch.setattr(sys, "argv", ["pointdwc", *argv])
     with pytest.raises(SystemExit) as done:
-        pointdwc_cli.main()
+        entry.console_script()
     return int(done.value.code or 0)
 
 

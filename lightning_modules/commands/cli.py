@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import logging
 import os
 import sys
 import warnings
@@ -28,27 +29,13 @@ from datamodules.pointcloud import PointCloudDataModule
 from lightning_modules.checkpoint_encoder import CONFIG_KEY
 from lightning_modules.dist import print_rank_zero
 from lightning_modules.pretrain.dwc import DistillationWithContrast
-from lightning_modules.evaluation.probe import LinearProbe
+from lightning_modules.evaluation.probe import LinearProbe, format_metric
 from lightning_modules.commands.run_folder import ENV_RUN_DIR, RunFolder, RunFolderError, choose_run_folder
 from lightning_modules.commands.wandb_runs import finish_wandb_runs
 
 DEFAULT_CONFIG = shipped_config("default.yaml")
 
 
-COMMANDS = {
-    "fit": "pretrain (each run in its own folder under trainer.default_root_dir, default runs/)",
-    "validate": "validate a checkpoint (LightningCLI)",
-    "test": "probe a checkpoint (or the random initialisation) on the probe's test split",
-    "predict": "LightningCLI's predict",
-    "data": "check or prepare a data folder (data check|prepare ROOT)",
-    "embed": "features of a data set or a folder of point files / meshes -> one HDF5 file",
-    "export": "the backbone of a checkpoint as a plain PyTorch file (backbones.load_pretrained)",
-    "attention": "pictures of the [CLS] attention of each head of the last block (PNG)",
-    "finetune": "fine-tune for classification (fit|validate|test): val split selects, test split once, --seeds",
-    "fewshot": "W-way S-shot classification over folds (frozen features or fine-tuning), mean ± std",
-    "partseg": "fine-tune for part segmentation (fit|validate|test): Inst./Cls. mIoU, val split selects, test once",
-}
-"""Every subcommand of ``pointdwc``, for ``pointdwc --help``."""
 
 
 class SaveAndLogConfig(SaveConfigCallback):
@@ -62,6 +49,22 @@ class SaveAndLogConfig(SaveConfigCallback):
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
         """Put the config into the checkpoint, so ``embed``/``export`` need nothing but the file."""
         checkpoint[CONFIG_KEY] = self.parser.dump(self.config, skip_none=False)
+
+
+class _NoAdvertisement(logging.Filter):
+    """Drop Lightning's "💡 Tip: … try installing litlogger" line that every run would print."""
+
+    def filter(self, record: logging.LogRecord) -> bool:  # noqa: D102
+        return "litlogger" not in record.getMessage()
+
+
+logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_NoAdvertisement())
+
+
+def print_metrics(metrics: dict[str, Any]) -> None:
+    """``name value`` lines, sorted, rounded by :func:`format_metric` (rank 0 only)."""
+    for name in sorted(metrics):
+        print_rank_zero(f"{name} {format_metric(name, float(metrics[name]))}")
 
 
 def _class_of(class_path: str) -> type | None:
@@ -147,6 +150,20 @@ class PointDWCCLI(LightningCLI):
         finally:
             finish_wandb_runs(getattr(self, "trainer", None))
 
+    def _prepare_subcommand_kwargs(self, subcommand: str) -> dict[str, Any]:
+        """``validate``/``test`` print their figures rounded like ``fit``'s (:meth:`after_test`), not
+        in Lightning's table of full-precision floats."""
+        kwargs = super()._prepare_subcommand_kwargs(subcommand)
+        if subcommand in ("validate", "test"):
+            kwargs["verbose"] = False
+        return kwargs
+
+    def after_test(self) -> None:
+        """The test figures, rounded as ``fit`` prints them."""
+        print_metrics(self.trainer.callback_metrics)
+
+    after_validate = after_test
+
     def choose_folder(self, config: Namespace) -> RunFolder:
         """This run's folder: new, or the one of the checkpoint a fit resumes."""
         return choose_run_folder(config.trainer.get("default_root_dir"), config.get("name"), self.subcommand,
@@ -212,42 +229,13 @@ def run_cli(args: list[str] | None = None, run: bool = True) -> PointDWCCLI:
             os.environ[ENV_RUN_DIR] = inherited
 
 
-def print_commands() -> None:
-    """``pointdwc`` / ``pointdwc --help``: every subcommand with one line each."""
-    print("usage: pointdwc COMMAND [options]   (pointdwc COMMAND --help for its options)\n")
-    print("commands:")
-    for name, text in COMMANDS.items():
-        print(f"  {name:10s} {text}")
-
-
-OWN_COMMANDS = {
-    "data": "lightning_modules.commands.data",
-    "embed": "lightning_modules.commands.embed",
-    "export": "lightning_modules.commands.export",
-    "attention": "lightning_modules.commands.attention",
-    "finetune": "lightning_modules.commands.finetune",
-    "fewshot": "lightning_modules.commands.fewshot",
-    "partseg": "lightning_modules.commands.partseg",
-}
-"""Subcommands beside LightningCLI's, each a module with ``main(argv) -> exit status``."""
-
-
-def main() -> None:
-    """Entry point of the ``pointdwc`` console script."""
-    if sys.argv[1:] in ([], ["-h"], ["--help"]):
-        print_commands()
-        raise SystemExit(0)
-    if sys.argv[1] in OWN_COMMANDS:
-        module = importlib.import_module(OWN_COMMANDS[sys.argv[1]])
-        raise SystemExit(module.main(sys.argv[2:]))
+def main(argv: list[str] | None = None) -> int:
+    """``pointdwc fit|validate|test|predict …`` (dispatched by :func:`lightning_modules.commands.entry.main`)."""
     # The teacher is kept in eval mode on purpose (no drop path); Lightning warns about it.
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     try:
-        run_cli()
+        run_cli(argv)
     except (DataError, FloatingPointError, RunFolderError) as err:
         print(f"pointdwc: error: {err}", file=sys.stderr)
-        raise SystemExit(1) from None
-
-
-if __name__ == "__main__":
-    main()
+        return 1
+    return 0

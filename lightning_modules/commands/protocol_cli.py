@@ -206,7 +206,8 @@ class ProtocolCLI(PointDWCCLI):
         return f"{self.command} test {config}--ckpt_path {path}".lstrip()
 
     def after_test(self) -> None:
-        """Name the protocol behind the checkpoint that was just tested."""
+        """The figures (rounded), then the protocol behind the checkpoint that was just tested."""
+        super().after_test()
         ckpt = self._sub().get("ckpt_path")
         validation = "unknown (no checkpoint given: the configured initialisation was tested)"
         if ckpt and Path(ckpt).is_file():

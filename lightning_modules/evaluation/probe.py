@@ -123,6 +123,14 @@ def extract_features(
     return torch.cat(feats).numpy()
 
 
+def format_metric(name: str, value: float) -> str:
+    """A logged figure as every command prints it: accuracies (%) with 2 decimals, the SVM's C with 3
+    significant digits, losses with 4."""
+    if name.endswith("svm_c"):
+        return f"{value:.3g}"
+    return f"{value:.4g}" if "loss" in name else f"{value:.2f}"
+
+
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Fraction of correct predictions, in percent."""
     return float((np.asarray(y_pred) == np.asarray(y_true)).mean() * 100.0)
@@ -489,8 +497,7 @@ class LinearProbe(pl.Callback):
         assert self.last is not None
         print_rank_zero(f"protocol {self.protocol()}")
         for metric, value in self.last.metrics().items():
-            text = f"{value:.3g}" if metric == "svm_c" else f"{value:.2f}"
-            print_rank_zero(f"{self.key(metric)} {text}")
+            print_rank_zero(f"{self.key(metric)} {format_metric(metric, value)}")
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._log(pl_module, self.run(trainer, pl_module))
