@@ -34,6 +34,7 @@ from backbones.pretrained import PretrainedError
 from datamodules.errors import DataError
 from lightning_modules.commands.cli import PointDWCCLI, SaveAndLogConfig, add_run_name_argument
 from lightning_modules.dist import print_rank_zero
+from lightning_modules.downstream.supervised import VALIDATION_KEY
 from lightning_modules.evaluation.protocol import (
     ProtocolSpec,
     RunResult,
@@ -211,7 +212,7 @@ class ProtocolCLI(PointDWCCLI):
         validation = "unknown (no checkpoint given: the configured initialisation was tested)"
         if ckpt and Path(ckpt).is_file():
             state = torch.load(ckpt, map_location="cpu", weights_only=True)
-            validation = state.get("pointdwc_validation", "not recorded in the checkpoint")
+            validation = state.get(VALIDATION_KEY, "not recorded in the checkpoint")
         origin = getattr(getattr(self.model, "origin", None), "describe", lambda: "not recorded")()
         votes = int(getattr(self.model, "votes", 1) or 1)
         print_rank_zero(
