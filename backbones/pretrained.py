@@ -146,8 +146,17 @@ def load_torch_file(path: Path, what: str = "PyTorch file", missing: str = "no s
 def read_pretrained(path: str | os.PathLike) -> dict[str, Any]:
     """The validated contents of a file written by :func:`save_pretrained` (``weights_only`` load)."""
     path = Path(path).expanduser()
-    payload = load_torch_file(path)
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+    return check_pretrained(load_torch_file(path), path)
+
+
+def is_pretrained(payload: Any) -> bool:
+    """Whether a loaded file says it is one :func:`save_pretrained` wrote (its ``format`` field)."""
+    return isinstance(payload, dict) and payload.get("format") == FORMAT
+
+
+def check_pretrained(payload: Any, path: Path) -> dict[str, Any]:
+    """The contents of the file at ``path``, already loaded, once its fields are checked (else PretrainedError)."""
+    if not is_pretrained(payload):
         hint = " (a training checkpoint? convert it with `pointdwc export CKPT OUT.pt`)" if (
             isinstance(payload, dict) and "state_dict" in payload and "format" not in payload
         ) else ""

@@ -30,7 +30,7 @@ from backbones.point_vit import PointViT
 from datamodules.views.augment import AugmentConfig
 from datamodules.classification import SCALE_AND_TRANSLATE
 from lightning_modules.pretrain.adamw import AdamWConfig
-from lightning_modules.downstream.backbone_source import BackboneOrigin, init_backbone_from
+from lightning_modules.checkpoint_encoder import BackboneOrigin, init_backbone_from
 from lightning_modules.downstream.classifier_head import ClassifierHead, ClassifierHeadConfig
 from lightning_modules.pretrain.dwc import _backbone_spec
 from lightning_modules.downstream.supervised import INIT_KEY, SupervisedTask

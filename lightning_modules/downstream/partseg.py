@@ -34,7 +34,7 @@ from backbones.point_vit import PointViT
 from datamodules.errors import DataError
 from datamodules.part_table import PartTable
 from lightning_modules.pretrain.adamw import AdamWConfig
-from lightning_modules.downstream.backbone_source import BackboneOrigin, init_backbone_from
+from lightning_modules.checkpoint_encoder import BackboneOrigin, init_backbone_from
 from lightning_modules.pretrain.dwc import _backbone_spec
 from lightning_modules.downstream.supervised import SupervisedTask
 from lightning_modules.downstream.part_iou import PartMIoU, restricted_argmax

@@ -3,7 +3,7 @@
 :class:`SupervisedTask` is the base of :class:`~lightning_modules.downstream.finetune.FineTuneClassifier`
 and :class:`~lightning_modules.downstream.partseg.PartSegmentation`: AdamW (no decay on biases and
 norms) with the per-step warm-up + cosine schedule, the backbone's initialisation (a
-:class:`~lightning_modules.downstream.backbone_source.BackboneOrigin`, under :data:`INIT_KEY`) and
+:class:`~lightning_modules.checkpoint_encoder.BackboneOrigin`, under :data:`INIT_KEY`) and
 how validation worked saved beside the weights, and a checkpoint of another architecture refused
 with one message naming the task.
 """
@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import pytorch_lightning as pl
 
 from backbones.pretrained import checkpoint_state_dict, state_dict_mismatch
-from lightning_modules.downstream.backbone_source import BackboneOrigin
+from lightning_modules.checkpoint_encoder import BackboneOrigin
 from lightning_modules.pretrain.adamw import AdamWConfig, configure_adamw
 
 INIT_KEY = "pointdwc_init"
