@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,13 +61,43 @@ def build_backbone(class_path: str, init_args: dict[str, Any], where: str) -> nn
         raise PretrainedError(f"{where}: init_args do not fit {class_path} ({err})") from None
 
 
+@dataclass(frozen=True)
+class StateDictMismatch:
+    """How a state dict (a file's, a checkpoint's) differs from a module's: the keys that do not fit."""
+
+    missing: list[str]
+    """The module's keys the state dict lacks (in the module's order)."""
+    unexpected: list[str]
+    """The state dict's keys the module lacks (in the state dict's order)."""
+    reshaped: list[str]
+    """Keys of both whose tensors differ in shape (in the module's order)."""
+
+    def __bool__(self) -> bool:
+        return bool(self.missing or self.unexpected or self.reshaped)
+
+
+def state_dict_mismatch(own: Mapping[str, torch.Tensor], given: Mapping[str, Any]) -> StateDictMismatch:
+    """What of ``given`` does not fit ``own`` (a module's ``state_dict()``): missing, unexpected, reshaped keys."""
+    return StateDictMismatch(
+        missing=[k for k in own if k not in given],
+        unexpected=[k for k in given if k not in own],
+        reshaped=[k for k, v in own.items() if k in given and tuple(given[k].shape) != tuple(v.shape)],
+    )
+
+
+def checkpoint_state_dict(checkpoint: Mapping[str, Any], what: str = "Lightning checkpoint") -> dict[str, Any]:
+    """The ``state_dict`` of a loaded training checkpoint; a ValueError naming ``what`` it is not, if it has none."""
+    state = checkpoint.get("state_dict")
+    if not isinstance(state, dict):
+        raise ValueError(f"the checkpoint has no 'state_dict': it is not a {what}")
+    return state
+
+
 def load_weights(backbone: nn.Module, state_dict: dict[str, torch.Tensor], where: str) -> None:
     """Load ``state_dict`` strictly; one message listing what does not fit."""
-    own = backbone.state_dict()
-    missing = [k for k in own if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in own]
-    reshaped = [k for k, v in state_dict.items() if k in own and own[k].shape != v.shape]
-    if missing or unexpected or reshaped:
+    differ = state_dict_mismatch(backbone.state_dict(), state_dict)
+    if differ:
+        missing, unexpected, reshaped = differ.missing, differ.unexpected, differ.reshaped
         raise PretrainedError(
             f"{where}: the weights do not fit {type(backbone).__name__}: {len(missing)} missing "
             f"(e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]}), "
@@ -114,8 +146,17 @@ def load_torch_file(path: Path, what: str = "PyTorch file", missing: str = "no s
 def read_pretrained(path: str | os.PathLike) -> dict[str, Any]:
     """The validated contents of a file written by :func:`save_pretrained` (``weights_only`` load)."""
     path = Path(path).expanduser()
-    payload = load_torch_file(path)
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+    return check_pretrained(load_torch_file(path), path)
+
+
+def is_pretrained(payload: Any) -> bool:
+    """Whether a loaded file says it is one :func:`save_pretrained` wrote (its ``format`` field)."""
+    return isinstance(payload, dict) and payload.get("format") == FORMAT
+
+
+def check_pretrained(payload: Any, path: Path) -> dict[str, Any]:
+    """The contents of the file at ``path``, already loaded, once its fields are checked (else PretrainedError)."""
+    if not is_pretrained(payload):
         hint = " (a training checkpoint? convert it with `pointdwc export CKPT OUT.pt`)" if (
             isinstance(payload, dict) and "state_dict" in payload and "format" not in payload
         ) else ""

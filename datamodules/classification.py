@@ -87,10 +87,7 @@ class ClassificationDataModule(pl.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if validate_on not in ("val", "test"):
-            raise DataError(f"data.validate_on must be 'val' or 'test', got {validate_on!r}")
-        if batch_size < 1:
-            raise DataError(f"data.batch_size={batch_size}: must be at least 1")
+        check_supervised_settings(validate_on, batch_size)
         self.dataset = resolve_dataset(dataset, root, "data.dataset", "data.root")
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -160,14 +157,10 @@ class ClassificationDataModule(pl.LightningDataModule):
             self.splits["test"] = self._load("test")  # read afresh for every evaluation, so each one is counted
 
     # ------------------------------------------------------------------ loaders
-    def _world(self) -> tuple[int, int]:
-        trainer = self.trainer
-        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-
     def train_dataloader(self) -> DataLoader:
         """Shuffled training clouds (DistributedSampler under DDP); a last batch of one is dropped (BatchNorm)."""
         split = self.splits["train"]
-        rank, world = self._world()
+        rank, world = trainer_world(self)
         if world > 1:
             sampler: Sampler[int] = DistributedSampler(range(len(split)), world, rank, shuffle=True, seed=self.seed)
         else:
@@ -182,7 +175,7 @@ class ClassificationDataModule(pl.LightningDataModule):
     def _eval_loader(self, split: str) -> DataLoader:
         data = self.splits[split]
         first = PointCloudSplit(data.points[:, : self.num_points], data.labels, data.class_names, data.source)
-        rank, world = self._world()
+        rank, world = trainer_world(self)
         return DataLoader(
             CloudDataset(first), batch_size=self.batch_size, sampler=ShardSampler(len(first), rank, world),
             num_workers=self.num_workers, collate_fn=collate_batch, pin_memory=torch.cuda.is_available(),
@@ -199,7 +192,7 @@ class ClassificationDataModule(pl.LightningDataModule):
     def generator(self, device: torch.device) -> torch.Generator:
         """Point-subset and augmentation generator on ``device``, seeded per rank."""
         if self._generator is None or self._generator.device != device:
-            self._generator = torch.Generator(device=device).manual_seed(self.seed + self._world()[0])
+            self._generator = torch.Generator(device=device).manual_seed(self.seed + trainer_world(self)[0])
         return self._generator
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> tuple[Tensor, Tensor]:
@@ -224,6 +217,20 @@ class ClassificationDataModule(pl.LightningDataModule):
             f"a stratified {self.val_fraction:.0%} validation split carved from the train split "
             f"(split seed {self.split_seed}; the network fits on the rest)"
         )
+
+
+def check_supervised_settings(validate_on: str, batch_size: int) -> None:
+    """One DataError for a ``data.validate_on`` other than ``val``/``test`` or a ``data.batch_size`` below 1."""
+    if validate_on not in ("val", "test"):
+        raise DataError(f"data.validate_on must be 'val' or 'test', got {validate_on!r}")
+    if batch_size < 1:
+        raise DataError(f"data.batch_size={batch_size}: must be at least 1")
+
+
+def trainer_world(datamodule: pl.LightningDataModule) -> tuple[int, int]:
+    """``(rank, world size)`` of the trainer a DataModule is attached to; ``(0, 1)`` without one."""
+    trainer = datamodule.trainer
+    return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
 
 def _rows(split: PointCloudSplit, rows: np.ndarray, what: str) -> PointCloudSplit:

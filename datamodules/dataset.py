@@ -69,7 +69,11 @@ def read_lines(path: Path, what: str) -> list[str]:
 
 
 def normalize_unit_sphere(points: np.ndarray) -> np.ndarray:
-    """Centre a (P, 3) cloud on its centroid and scale its farthest point to radius 1."""
+    """Centre a (P, 3) cloud on its centroid and scale its farthest point to radius 1.
+
+    The one numpy copy: the data sets and the synthetic shape builder use it; the crops' batched
+    torch form is :func:`datamodules.views.augment.normalize_unit_sphere`.
+    """
     centred = points - points.mean(axis=0, keepdims=True)
     radius = float(np.sqrt((centred**2).sum(axis=1)).max())
     return centred / radius if radius > 0 else centred

@@ -32,7 +32,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, DistributedSampler
 
 from datamodules.views.augment import AugmentConfig, augment
-from datamodules.classification import ShardSampler
+from datamodules.classification import ShardSampler, check_supervised_settings, trainer_world
 from datamodules.errors import DataError
 from datamodules.loader import ResumableDataLoader
 from datamodules.part_dataset import PartShapes, collate_parts
@@ -82,10 +82,7 @@ class PartSegmentationDataModule(pl.LightningDataModule):
         eval_seed: int = 0,
     ) -> None:
         super().__init__()
-        if validate_on not in ("val", "test"):
-            raise DataError(f"data.validate_on must be 'val' or 'test', got {validate_on!r}")
-        if batch_size < 1:
-            raise DataError(f"data.batch_size={batch_size}: must be at least 1")
+        check_supervised_settings(validate_on, batch_size)
         if num_points < 1:
             raise DataError(f"data.num_points={num_points}: must be at least 1")
         if dataset is not None and root is not None:
@@ -147,10 +144,6 @@ class PartSegmentationDataModule(pl.LightningDataModule):
             self.splits["test"] = [self._read("test")]  # read afresh for every evaluation, so each one is counted
 
     # ------------------------------------------------------------------ loaders
-    def _world(self) -> tuple[int, int]:
-        trainer = self.trainer
-        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-
     def _seed(self) -> int:
         """The training seed: ``seed``, or the run's ``seed_everything`` (Lightning's ``PL_GLOBAL_SEED``)."""
         return self.seed if self.seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
@@ -158,7 +151,7 @@ class PartSegmentationDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         """Shuffled shapes, freshly resampled every epoch; a last batch of one shape is dropped (BatchNorm)."""
         shapes = PartShapes(self.splits["train"], self.num_points, "random", self._seed())
-        rank, world = self._world()
+        rank, world = trainer_world(self)
         sampler = DistributedSampler(range(len(shapes)), world, rank, shuffle=True, seed=self._seed()) if world > 1 else None
         per_rank = len(sampler) if sampler is not None else len(shapes)
         loader = ResumableDataLoader(
@@ -173,7 +166,7 @@ class PartSegmentationDataModule(pl.LightningDataModule):
 
     def _eval_loader(self, split: str, every_point: bool = False) -> DataLoader:
         shapes = PartShapes(self.splits[split], self.num_points, "fixed", self.eval_seed, every_point=every_point)
-        rank, world = self._world()
+        rank, world = trainer_world(self)
         return DataLoader(
             shapes, batch_size=self.batch_size, sampler=ShardSampler(len(shapes), rank, world),
             num_workers=self.num_workers, collate_fn=collate_parts, pin_memory=torch.cuda.is_available(),
@@ -191,7 +184,7 @@ class PartSegmentationDataModule(pl.LightningDataModule):
     def generator(self, device: torch.device) -> torch.Generator:
         """Augmentation generator on ``device``, seeded per rank."""
         if self._generator is None or self._generator.device != device:
-            self._generator = torch.Generator(device=device).manual_seed(self._seed() + self._world()[0])
+            self._generator = torch.Generator(device=device).manual_seed(self._seed() + trainer_world(self)[0])
         return self._generator
 
     def on_after_batch_transfer(self, batch: dict[str, Tensor], dataloader_idx: int) -> dict[str, Tensor]:

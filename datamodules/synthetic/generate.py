@@ -12,12 +12,12 @@ import math
 
 import numpy as np
 
+from datamodules.dataset import normalize_unit_sphere
 from datamodules.synthetic.shapes import CLASS_NAMES, CLASSES
 from datamodules.synthetic.shapes.common import uniform
 from datamodules.synthetic.shapes.parts import (
     Part,
     kept_after_random_regions,
-    normalize_unit_sphere,
     random_deformation,
     rot_y,
     sample_surface_indexed,

@@ -28,7 +28,11 @@ class AugmentConfig:
 
 
 def normalize_unit_sphere(points: Tensor) -> Tensor:
-    """Centre each cloud (B, N, 3) at its centroid and scale it to max norm 1."""
+    """Centre each cloud (B, N, 3) at its centroid and scale it to max norm 1.
+
+    The rule of :func:`datamodules.dataset.normalize_unit_sphere` (one numpy cloud, as a data set
+    reads it) for a batch of tensors on the training device, where the crops are made.
+    """
     centered = points - points.mean(dim=1, keepdim=True)
     radius = centered.norm(dim=-1).amax(dim=1).clamp_min(1e-8)
     return centered / radius[:, None, None]

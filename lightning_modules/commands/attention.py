@@ -16,7 +16,6 @@ files). Files are written to ``--out`` only, named after the clouds (``<class>_<
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -25,12 +24,18 @@ import numpy as np
 import torch
 from jsonargparse import ArgumentParser
 
-from backbones.pretrained import PretrainedError
 from datamodules.dataset import PointCloudSet
 from datamodules.errors import DataError
 from datamodules.formats.point_files import PointFileFolder
 from lightning_modules.checkpoint_encoder import load_checkpoint_encoder
-from lightning_modules.commands.embed import add_input_arguments, choose_device, resolve_input
+from lightning_modules.commands.embed import (
+    add_input_arguments,
+    choose_device,
+    command_main,
+    refuse_out_inside_input,
+    require_at_least_one,
+    resolve_input,
+)
 from lightning_modules.pictures.render import colormap, render_points, tile
 from lightning_modules.pictures.visuals import cls_attention_per_point
 
@@ -148,15 +153,11 @@ def run(args: Any) -> list[Path]:
     """``pointdwc attention`` on parsed and instantiated arguments; returns the written files."""
     from PIL import Image
 
-    for name, value in (("--num_points", args.num_points), ("--views", args.views),
-                        ("--image_size", args.image_size), ("--per_class", args.per_class)):
-        if value < 1:
-            raise DataError(f"{name} must be at least 1, got {value}")
+    require_at_least_one((("--num_points", args.num_points), ("--views", args.views),
+                          ("--image_size", args.image_size), ("--per_class", args.per_class)))
     source = resolve_input(args.root, args.dataset, args.format, args.num_points, True, "random")
     out = Path(args.out).expanduser().absolute()
-    root = getattr(source, "root", None)
-    if root is not None and out.is_relative_to(Path(root).expanduser().absolute()):
-        raise DataError(f"--out={out} lies inside the input folder {root}; pointdwc never writes into a data folder")
+    refuse_out_inside_input(out, source)
     device = choose_device(args.device)
     encoder = load_checkpoint_encoder(args.ckpt_path, args.network, args.config)
     backbone = encoder.backbone.to(device)
@@ -177,11 +178,4 @@ def run(args: Any) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``pointdwc attention``; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes
-        return 0 if run(instantiate(args)) else 1
-    except (DataError, PretrainedError) as err:
-        print(f"pointdwc attention: error: {err}", file=sys.stderr)
-        return 1
+    return command_main(build_parser(), argv, run, "pointdwc attention")

@@ -29,6 +29,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 import numpy as np
@@ -288,18 +289,40 @@ def _input_root(source: PointCloudSet | PointFileFolder) -> Path | None:
     return Path(root).expanduser().absolute() if root is not None else None
 
 
+def refuse_out_inside_input(out: Path, source: PointCloudSet | PointFileFolder) -> None:
+    """A DataError when ``out`` lies inside the input's folder: pointdwc never writes into a data folder."""
+    root = _input_root(source)
+    if root is not None and out.is_relative_to(root):
+        raise DataError(f"--out={out} lies inside the input folder {root}; pointdwc never writes into a data "
+                        "folder: choose another place")
+
+
+def require_at_least_one(values: Iterable[tuple[str, int]]) -> None:
+    """A DataError naming the first ``(option, value)`` whose value is below 1."""
+    for name, value in values:
+        if value < 1:
+            raise DataError(f"{name} must be at least 1, got {value}")
+
+
+def command_main(parser: ArgumentParser, argv: list[str] | None, run: Callable[[Any], Any], prog: str) -> int:
+    """Parse ``argv``, instantiate and ``run`` it (status 0 when it returns something); bad input is one
+    line ``PROG: error: ...`` on stderr and status 1."""
+    args = parser.parse_args(argv)
+    try:
+        instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes
+        return 0 if run(instantiate(args)) else 1
+    except (DataError, PretrainedError) as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 1
+
+
 def run(args: Any) -> Path:
     """``pointdwc embed`` on parsed and instantiated arguments; returns the written file."""
     out = Path(args.out).expanduser().absolute()
     source = resolve_input(args.root, args.dataset, args.format, args.num_points, not args.no_normalize,
                            args.subsample)
-    root = _input_root(source)
-    if root is not None and out.is_relative_to(root):
-        raise DataError(f"--out={out} lies inside the input folder {root}; pointdwc never writes into a data "
-                        "folder: choose another place")
-    for name, value in (("--num_points", args.num_points), ("--batch_size", args.batch_size)):
-        if value < 1:
-            raise DataError(f"{name} must be at least 1, got {value}")
+    refuse_out_inside_input(out, source)
+    require_at_least_one((("--num_points", args.num_points), ("--batch_size", args.batch_size)))
     device = choose_device(args.device)
     encoder = load_checkpoint_encoder(args.ckpt_path, args.network, args.config)
     backbone = encoder.backbone.to(device)
@@ -329,11 +352,4 @@ def _clock() -> float:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``pointdwc embed``; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes
-        return 0 if run(instantiate(args)) else 1
-    except (DataError, PretrainedError) as err:
-        print(f"pointdwc embed: error: {err}", file=sys.stderr)
-        return 1
+    return command_main(build_parser(), argv, run, "pointdwc embed")

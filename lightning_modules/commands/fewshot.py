@@ -38,8 +38,7 @@ from datamodules.errors import DataError
 from datamodules.splits.fewshot_fold import FoldSet
 from datamodules.fewshot_generator import GeneratedFewShot
 from datamodules.formats.modelnet_fewshot import ModelNetFewShot
-from lightning_modules.downstream.backbone_source import BackboneOrigin, build_from_source
-from lightning_modules.checkpoint_encoder import backbone_from_configs
+from lightning_modules.checkpoint_encoder import BackboneOrigin, backbone_from_configs, build_from_source
 from lightning_modules.commands.embed import choose_device
 from lightning_modules.evaluation.protocol import mean_std, write_json
 from lightning_modules.commands.fewshot_finetune import FEWSHOT_CONFIG, fold_score, finetune_fold

@@ -14,18 +14,24 @@ loaded first (CPU-sized, the embedded synthetic set)::
 
 from __future__ import annotations
 
-
 from datamodules.classification import ClassificationDataModule
 from configs import shipped_config
 from lightning_modules.evaluation.protocol import ProtocolSpec
 from lightning_modules.downstream.finetune import FineTuneClassifier
-from lightning_modules.commands.protocol_cli import ProtocolCLI, protocol_main, run_protocol_cli
+from lightning_modules.commands.protocol_cli import ProtocolCLI, ProtocolCommand
 
 DEFAULT_CONFIG = shipped_config("finetune/default.yaml")
 """Loaded before any ``--config``: the CPU default on the synthetic set."""
 
 SPEC = ProtocolSpec(select_metric="val/acc", mode="max", report=("test/acc", "test/macc"), task="classification")
 """The checkpoint with the best validation accuracy is selected; accuracy and mean per-class accuracy are reported."""
+
+DESCRIPTION = (
+    "Fine-tune a backbone for classification: a validation split carved from the train split selects "
+    "the checkpoint, the test split is evaluated once after training (selected and last checkpoint); --seeds "
+    "repeats and prints mean ± std."
+)
+"""The help under ``pointdwc finetune --help``."""
 
 
 class FineTuneCLI(ProtocolCLI):
@@ -34,19 +40,11 @@ class FineTuneCLI(ProtocolCLI):
     command = "pointdwc finetune"
 
 
-def run_finetune(args: list[str] | None = None, run: bool = True) -> FineTuneCLI:
-    """``pointdwc finetune`` on ``args`` (with ``run=False``: only build the objects of a config)."""
-    cli = run_protocol_cli(
-        FineTuneClassifier, ClassificationDataModule, DEFAULT_CONFIG, SPEC, args, run, FineTuneCLI,
-        prog="pointdwc finetune",
-        description="Fine-tune a backbone for classification: a validation split carved from the train split selects "
-        "the checkpoint, the test split is evaluated once after training (selected and last checkpoint); --seeds "
-        "repeats and prints mean ± std.",
-    )
-    assert isinstance(cli, FineTuneCLI)
-    return cli
+COMMAND = ProtocolCommand(FineTuneCLI, FineTuneClassifier, ClassificationDataModule, DEFAULT_CONFIG, SPEC, DESCRIPTION)
+"""``pointdwc finetune``."""
 
+run_finetune = COMMAND.run
+"""``pointdwc finetune`` on ``args`` (with ``run=False``: only build the objects of a config)."""
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry of ``pointdwc finetune``; returns the exit status."""
-    return protocol_main(run_finetune, list(argv or []), "pointdwc finetune")
+main = COMMAND.main
+"""Entry of ``pointdwc finetune``; returns the exit status."""

@@ -27,7 +27,7 @@ from configs import shipped_config
 from lightning_modules.dist import print_rank_zero
 from lightning_modules.evaluation.protocol import ProtocolSpec
 from lightning_modules.downstream.partseg import PartSegmentation
-from lightning_modules.commands.protocol_cli import ProtocolCLI, protocol_main, run_protocol_cli
+from lightning_modules.commands.protocol_cli import ProtocolCLI, ProtocolCommand
 
 DEFAULT_CONFIG = shipped_config("partseg/default.yaml")
 """Loaded before any ``--config``: the CPU default on the synthetic part set."""
@@ -39,6 +39,13 @@ SPEC = ProtocolSpec(
 
 EVERY_POINT_REPORT = ("test/every_point/inst_miou", "test/every_point/cls_miou")
 """Reported as well when the test split is also scored on every original point."""
+
+DESCRIPTION = (
+    "Fine-tune a backbone for part segmentation: the release's val split selects the checkpoint, the "
+    "test split is evaluated once after training (selected and last checkpoint; Inst. and Cls. mIoU); --seeds "
+    "repeats and prints mean ± std."
+)
+"""The help under ``pointdwc partseg --help``."""
 
 
 def metric_legend(every_point: bool, num_points: int) -> str:
@@ -76,20 +83,11 @@ class PartSegCLI(ProtocolCLI):
         print_rank_zero(metric_legend(self.datamodule.every_point, self.datamodule.num_points))
 
 
+COMMAND = ProtocolCommand(PartSegCLI, PartSegmentation, PartSegmentationDataModule, DEFAULT_CONFIG, SPEC, DESCRIPTION)
+"""``pointdwc partseg``."""
 
-def run_partseg(args: list[str] | None = None, run: bool = True) -> PartSegCLI:
-    """``pointdwc partseg`` on ``args`` (with ``run=False``: only build the objects of a config)."""
-    cli = run_protocol_cli(
-        PartSegmentation, PartSegmentationDataModule, DEFAULT_CONFIG, SPEC, args, run, PartSegCLI,
-        prog="pointdwc partseg",
-        description="Fine-tune a backbone for part segmentation: the release's val split selects the checkpoint, the "
-        "test split is evaluated once after training (selected and last checkpoint; Inst. and Cls. mIoU); --seeds "
-        "repeats and prints mean ± std.",
-    )
-    assert isinstance(cli, PartSegCLI)
-    return cli
+run_partseg = COMMAND.run
+"""``pointdwc partseg`` on ``args`` (with ``run=False``: only build the objects of a config)."""
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry of ``pointdwc partseg``; returns the exit status."""
-    return protocol_main(run_partseg, list(argv or []), "pointdwc partseg")
+main = COMMAND.main
+"""Entry of ``pointdwc partseg``; returns the exit status."""

@@ -9,7 +9,8 @@ LightningCLI's, and ``test`` prints the protocol line of the checkpoint it evalu
 
 The task is a parameter: :func:`run_protocol_cli` takes the LightningModule and DataModule
 classes, the default config and the :class:`~lightning_modules.evaluation.protocol.ProtocolSpec`
-(metric that selects, metrics reported), so a segmentation module uses it unchanged. A module
+(metric that selects, metrics reported), so a segmentation module uses it unchanged; a task's
+command is one :class:`ProtocolCommand` of them. A module
 with ``pretrained`` / ``pretrained_network`` init args gets ``--ckpt FILE`` / ``--network`` for them.
 """
 
@@ -21,8 +22,9 @@ import os
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import torch
 from jsonargparse import Namespace
@@ -34,6 +36,7 @@ from backbones.pretrained import PretrainedError
 from datamodules.errors import DataError
 from lightning_modules.commands.cli import PointDWCCLI, SaveAndLogConfig, add_run_name_argument
 from lightning_modules.dist import print_rank_zero
+from lightning_modules.downstream.supervised import VALIDATION_KEY
 from lightning_modules.evaluation.protocol import (
     ProtocolSpec,
     RunResult,
@@ -212,7 +215,7 @@ class ProtocolCLI(PointDWCCLI):
         validation = "unknown (no checkpoint given: the configured initialisation was tested)"
         if ckpt and Path(ckpt).is_file():
             state = torch.load(ckpt, map_location="cpu", weights_only=True)
-            validation = state.get("pointdwc_validation", "not recorded in the checkpoint")
+            validation = state.get(VALIDATION_KEY, "not recorded in the checkpoint")
         origin = getattr(getattr(self.model, "origin", None), "describe", lambda: "not recorded")()
         votes = int(getattr(self.model, "votes", 1) or 1)
         print_rank_zero(
@@ -270,3 +273,34 @@ def protocol_main(runner: Any, argv: list[str], prog: str) -> int:
         return 1
     return 0
 
+
+CLI = TypeVar("CLI", bound=ProtocolCLI)
+
+
+@dataclass(frozen=True)
+class ProtocolCommand(Generic[CLI]):
+    """One ``pointdwc <task>`` command: its :class:`ProtocolCLI` subclass, classes, default config and help.
+
+    What ``pointdwc finetune`` and ``pointdwc partseg`` do alike: build the CLI (:meth:`run`) and turn
+    bad input into one line and exit status 1 (:meth:`main`); the program name is ``cli_class.command``.
+    """
+
+    cli_class: type[CLI]
+    model_class: type[LightningModule]
+    datamodule_class: type[LightningDataModule]
+    default_config: Path
+    spec: ProtocolSpec
+    description: str
+
+    def run(self, args: list[str] | None = None, run: bool = True) -> CLI:
+        """The command on ``args`` (with ``run=False``: only build the objects of a config)."""
+        cli = run_protocol_cli(
+            self.model_class, self.datamodule_class, self.default_config, self.spec, args, run, self.cli_class,
+            prog=self.cli_class.command, description=self.description,
+        )
+        assert isinstance(cli, self.cli_class)
+        return cli
+
+    def main(self, argv: list[str] | None = None) -> int:
+        """The command's entry; returns the exit status."""
+        return protocol_main(self.run, list(argv or []), self.cli_class.command)

@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any, Literal
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -30,18 +29,18 @@ from backbones.base import PointBackbone
 from backbones.point_vit import PointViT
 from datamodules.views.augment import AugmentConfig
 from datamodules.classification import SCALE_AND_TRANSLATE
-from lightning_modules.pretrain.adamw import AdamWConfig, configure_adamw
-from lightning_modules.downstream.backbone_source import BackboneOrigin, init_backbone_from
+from lightning_modules.pretrain.adamw import AdamWConfig
+from lightning_modules.checkpoint_encoder import BackboneOrigin, init_backbone_from
 from lightning_modules.downstream.classifier_head import ClassifierHead, ClassifierHeadConfig
 from lightning_modules.pretrain.dwc import _backbone_spec
+from lightning_modules.downstream.supervised import INIT_KEY, SupervisedTask
 from lightning_modules.evaluation.voting import vote_probabilities
 
-INIT_KEY = "pointdwc_init"
-"""Checkpoint entry recording what the backbone was initialised from (a :class:`BackboneOrigin`)."""
 
-
-class FineTuneClassifier(pl.LightningModule):
+class FineTuneClassifier(SupervisedTask):
     """Backbone + classification head, trained end to end with labels.
+
+    Its optimiser and checkpoint entries are :class:`~lightning_modules.downstream.supervised.SupervisedTask`'s.
 
     Args:
         backbone: any :class:`~backbones.base.PointBackbone` (class path in YAML); a pretrained
@@ -58,6 +57,9 @@ class FineTuneClassifier(pl.LightningModule):
         vote_augment: the augmentation of each voting pass (scale-and-translate).
         vote_seed: seed of the voting passes (the same test gives the same result).
     """
+
+    MODEL = "fine-tuning"
+    CHECKPOINT_HINT = "is it a fine-tuning checkpoint of this backbone?"
 
     def __init__(
         self,
@@ -213,34 +215,3 @@ class FineTuneClassifier(pl.LightningModule):
         if self.backbone_frozen:
             for p in self.backbone.parameters():
                 p.grad = None
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        """AdamW (no decay on biases and norms) with the per-step warm-up + cosine schedule."""
-        return configure_adamw(self.named_parameters(), self.optim_config, self.trainer)
-
-    # ------------------------------------------------------------------ checkpoints
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Record the initialisation (and how validation worked) beside the weights."""
-        checkpoint[INIT_KEY] = asdict(self.origin)
-        describe = getattr(self.trainer.datamodule, "describe_validation", None) if self._trainer is not None else None
-        if describe is not None:
-            checkpoint["pointdwc_validation"] = describe()
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Take the recorded initialisation; refuse weights of another architecture with one message."""
-        state = checkpoint.get("state_dict")
-        if not isinstance(state, dict):
-            raise ValueError("the checkpoint has no 'state_dict': it is not a Lightning checkpoint")
-        own = self.state_dict()
-        missing = [k for k in own if k not in state]
-        unexpected = [k for k in state if k not in own]
-        shapes = [k for k, v in own.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
-        if missing or unexpected or shapes:
-            raise ValueError(
-                f"the checkpoint does not fit the configured fine-tuning model ({len(missing)} missing, "
-                f"{len(unexpected)} unexpected, {len(shapes)} of another shape; e.g. {(missing + unexpected + shapes)[:3]}); "
-                "is it a fine-tuning checkpoint of this backbone?"
-            )
-        recorded = checkpoint.get(INIT_KEY)
-        if isinstance(recorded, dict):
-            self.origin = BackboneOrigin(**recorded)

@@ -25,7 +25,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -34,10 +33,10 @@ from backbones.base import PointBackbone
 from backbones.point_vit import PointViT
 from datamodules.errors import DataError
 from datamodules.part_table import PartTable
-from lightning_modules.pretrain.adamw import AdamWConfig, configure_adamw
-from lightning_modules.downstream.backbone_source import BackboneOrigin, init_backbone_from
+from lightning_modules.pretrain.adamw import AdamWConfig
+from lightning_modules.checkpoint_encoder import BackboneOrigin, init_backbone_from
 from lightning_modules.pretrain.dwc import _backbone_spec
-from lightning_modules.downstream.finetune import INIT_KEY
+from lightning_modules.downstream.supervised import SupervisedTask
 from lightning_modules.downstream.part_iou import PartMIoU, restricted_argmax
 from lightning_modules.downstream.part_segmenter import PartSegmenter
 
@@ -59,7 +58,7 @@ class SegmenterConfig:
     """Positions each point interpolates from."""
 
 
-class PartSegmentation(pl.LightningModule):
+class PartSegmentation(SupervisedTask):
     """Backbone + part-segmentation head, trained end to end with per-point labels.
 
     Args:
@@ -74,6 +73,10 @@ class PartSegmentation(pl.LightningModule):
         part_table: the categories and global part ids (a ``PartTable.to_dict()``); None takes
             the data module's in ``setup``.
     """
+
+    MODEL = "segmentation"
+    CHECKPOINT_HINT = "is it a `pointdwc partseg` checkpoint of this backbone? (its run folder's config.yaml: --config FILE)"
+    MISMATCH_ERROR = DataError
 
     def __init__(
         self,
@@ -199,39 +202,11 @@ class PartSegmentation(pl.LightningModule):
         if self.test_every_point_miou.update_count:
             self._log_miou("test/every_point", self.test_every_point_miou)
 
-    def configure_optimizers(self) -> dict[str, Any]:
-        """AdamW (no decay on biases and norms) with the per-step warm-up + cosine schedule."""
-        return configure_adamw(self.named_parameters(), self.optim_config, self.trainer)
-
-    # ------------------------------------------------------------------ checkpoints
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Record the initialisation (and how validation worked) beside the weights."""
-        checkpoint[INIT_KEY] = asdict(self.origin)
-        describe = getattr(self.trainer.datamodule, "describe_validation", None) if self._trainer is not None else None
-        if describe is not None:
-            checkpoint["pointdwc_validation"] = describe()
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Take the recorded initialisation; refuse another part table or architecture with one message."""
-        state = checkpoint.get("state_dict")
-        if not isinstance(state, dict):
-            raise ValueError("the checkpoint has no 'state_dict': it is not a Lightning checkpoint")
+    def check_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse a checkpoint of another part table with one message."""
         recorded_table = (checkpoint.get("hyper_parameters") or {}).get(TABLE_KEY)
         if recorded_table is not None and self.table is not None and recorded_table != self.table.to_dict():
             raise DataError(_table_mismatch(PartTable.from_dict(recorded_table), self.table, "the checkpoint"))
-        own = self.state_dict()
-        missing = [k for k in own if k not in state]
-        unexpected = [k for k in state if k not in own]
-        shapes = [k for k, v in own.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
-        if missing or unexpected or shapes:
-            raise DataError(
-                f"the checkpoint does not fit the configured segmentation model ({len(missing)} missing, "
-                f"{len(unexpected)} unexpected, {len(shapes)} of another shape; e.g. {(missing + unexpected + shapes)[:3]}); "
-                "is it a `pointdwc partseg` checkpoint of this backbone? (its run folder's config.yaml: --config FILE)"
-            )
-        recorded = checkpoint.get(INIT_KEY)
-        if isinstance(recorded, dict):
-            self.origin = BackboneOrigin(**recorded)
 
 
 def _names(table: PartTable) -> str:

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from backbones.base import PointBackbone
+from backbones.pretrained import checkpoint_state_dict, state_dict_mismatch
 from backbones.point_vit import PointViT
 from lightning_modules.pretrain.adamw import param_groups
 from lightning_modules.pretrain.collapse import CollapseMonitor
@@ -389,18 +390,12 @@ class DistillationWithContrast(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse a checkpoint of another architecture with one readable message."""
-        state = checkpoint.get("state_dict")
-        if not isinstance(state, dict):
-            raise ValueError("the checkpoint has no 'state_dict': it is not a pointdwc Lightning checkpoint")
+        state = checkpoint_state_dict(checkpoint, "pointdwc Lightning checkpoint")
         own = self.state_dict()
-        missing = [k for k in own if k not in state]
-        unexpected = [k for k in state if k not in own]
-        shapes = [
-            f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-            for k, v in own.items()
-            if k in state and tuple(state[k].shape) != tuple(v.shape)
-        ]
-        if missing or unexpected or shapes:
+        differ = state_dict_mismatch(own, state)
+        if differ:
+            missing, unexpected = differ.missing, differ.unexpected
+            shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in differ.reshaped]
             problems = shapes[:3] + [f"missing {k}" for k in missing[:3]] + [f"unexpected {k}" for k in unexpected[:3]]
             raise ValueError(
                 "the checkpoint does not match the configured model "

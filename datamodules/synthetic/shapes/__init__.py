@@ -10,7 +10,8 @@ from datamodules.synthetic.shapes import containers, devices, furniture, vehicle
 from datamodules.synthetic.shapes.parts import Part
 
 Builder = Callable[[np.random.Generator], list[Part]]
-"""Draws the parts of one instance of a class."""
+"""Draws the parts of one instance of a class: it takes a generator and returns the parts, y up,
+standing on the xz-plane; proportions and design variants are drawn per instance."""
 
 CLASSES: tuple[tuple[str, Builder], ...] = (
     ("airplane", vehicles.airplane),

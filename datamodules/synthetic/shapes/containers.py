@@ -1,7 +1,5 @@
-"""Containers: cups, mugs, bowls, bottles, vases, jars, pots, kettles, glasses, bathtubs.
-
-Each builder takes a generator and returns the parts of one instance, y up,
-standing on the xz-plane; proportions and design variants are drawn per instance.
+"""Containers: builders (:data:`~datamodules.synthetic.shapes.Builder`) of
+cups, mugs, bowls, bottles, vases, jars, pots, kettles, glasses, bathtubs.
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
-"""Devices: monitors, guitars, laptops.
-
-Each builder takes a generator and returns the parts of one instance, y up,
-standing on the xz-plane; proportions and design variants are drawn per instance.
+"""Devices: builders (:data:`~datamodules.synthetic.shapes.Builder`) of
+monitors, guitars, laptops.
 """
 
 from __future__ import annotations

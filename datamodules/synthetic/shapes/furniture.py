@@ -1,7 +1,5 @@
-"""Furniture: tables, desks, chairs, stools, sofas, beds, shelves, benches, cabinets, lamps.
-
-Each builder takes a generator and returns the parts of one instance, y up,
-standing on the xz-plane; proportions and design variants are drawn per instance.
+"""Furniture: builders (:data:`~datamodules.synthetic.shapes.Builder`) of
+tables, desks, chairs, stools, sofas, beds, shelves, benches, cabinets, lamps.
 """
 
 from __future__ import annotations

@@ -385,12 +385,6 @@ def smooth_profile(knots_y: Sequence[float], knots_r: Sequence[float], k: int = 
 
 
 # ---------------------------------------------------------- shape-level effects
-def normalize_unit_sphere(points: np.ndarray) -> np.ndarray:
-    """Centre at the centroid and scale so the farthest point has norm 1."""
-    centered = points - points.mean(axis=0)
-    return centered / max(float(np.linalg.norm(centered, axis=1).max()), 1e-12)
-
-
 def random_deformation(points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Smooth non-rigid deformation of a unit-sized shape (y up).
 

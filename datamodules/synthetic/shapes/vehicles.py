@@ -1,7 +1,5 @@
-"""Vehicles: airplanes, cars, helicopters, trucks.
-
-Each builder takes a generator and returns the parts of one instance, y up,
-standing on the xz-plane; proportions and design variants are drawn per instance.
+"""Vehicles: builders (:data:`~datamodules.synthetic.shapes.Builder`) of
+airplanes, cars, helicopters, trucks.
 """
 
 from __future__ import annotations
