@@ -50,7 +50,6 @@ MOVED = {
     "lightning_modules.fewshot_frozen": "lightning_modules.downstream.fewshot_frozen",
     "lightning_modules.fewshot_finetune": "lightning_modules.commands.fewshot_finetune",
     "lightning_modules.backbone_source": "lightning_modules.checkpoint_encoder",
-    "lightning_modules.downstream.backbone_source": "lightning_modules.checkpoint_encoder",
     "lightning_modules.cli": "lightning_modules.commands.cli",
     "lightning_modules.embed_command": "lightning_modules.commands.embed",
     "lightning_modules.export_command": "lightning_modules.commands.export",
