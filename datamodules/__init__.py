@@ -18,10 +18,7 @@ datamodules.ShapeNet55``), are imported lazily.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
-
-from datamodules.moved import alias_moved_modules
+from datamodules.moved import alias_moved_modules, lazy_attributes
 
 _EXPORTS = {
     "ClassificationDataModule": "datamodules.classification",
@@ -72,8 +69,4 @@ MOVED = {
 
 alias_moved_modules(MOVED)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'datamodules' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _EXPORTS)

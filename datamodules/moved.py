@@ -1,4 +1,6 @@
-"""Module paths from before the sub-packages, kept importable for one release.
+"""Package plumbing: module paths from before the sub-packages, and lazily imported attributes.
+
+Module paths from before the sub-packages are kept importable for one release.
 
 Configs, scripts and pickled objects written before ``lightning_modules`` and ``datamodules``
 were grouped by concern name modules such as ``lightning_modules.visuals`` or
@@ -16,7 +18,9 @@ import importlib.abc
 import importlib.util
 import sys
 import warnings
+from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
 REMOVED_IN = "pointdwc 0.3"
 
@@ -60,3 +64,18 @@ def alias_moved_modules(moved: dict[str, str]) -> None:
     if not any(isinstance(f, MovedModules) and f.moved == moved for f in sys.meta_path):
         sys.meta_path.insert(0, MovedModules(moved))  # before the path finder: a moved package's
         # submodules would otherwise be found again under the old name, as second copies
+
+
+def lazy_attributes(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
+    """A package's ``__getattr__`` that imports ``exports[name]`` (a module path) only when ``name`` is used.
+
+    ``import lightning_modules`` or ``import datamodules`` then costs nothing, while configs keep
+    naming the short class paths (``datamodules.ShapeNet55``).
+    """
+
+    def __getattr__(name: str) -> Any:
+        if name in exports:
+            return getattr(importlib.import_module(exports[name]), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__

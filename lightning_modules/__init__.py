@@ -18,10 +18,7 @@ lightning_modules`` costs nothing until a class is used.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
-
-from datamodules.moved import alias_moved_modules
+from datamodules.moved import alias_moved_modules, lazy_attributes
 
 _EXPORTS = {"DistillationWithContrast": "lightning_modules.pretrain.dwc", "LinearProbe": "lightning_modules.evaluation.probe"}
 
@@ -68,8 +65,4 @@ MOVED = {
 
 alias_moved_modules(MOVED)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'lightning_modules' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _EXPORTS)
