@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pytorch_lightning.callbacks import ProgressBar
+from pytorch_lightning.callbacks import ModelSummary, ProgressBar
 
 from datamodules.errors import DataError
 from datamodules.splits.per_class_subset import per_class_subset
@@ -61,6 +61,21 @@ def test_the_progress_bar_can_be_turned_off(tiny_modelnet, tmp_path, monkeypatch
                    "--trainer.enable_progress_bar", "false"])
     assert cli.trainer.global_step == 1
     assert not any(isinstance(cb, ProgressBar) for cb in cli.trainer.callbacks)
+
+
+def test_the_model_table_has_no_flops_column_and_can_be_turned_off(tiny_modelnet, tmp_path, monkeypatch,
+                                                                   capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    root = str(tiny_modelnet)
+    base = ["fit", "--config", TINY, "--data.root", root, "--probe.root", root, "--trainer.max_epochs", "1",
+            "--trainer.limit_train_batches", "1", "--probe.max_per_class", "2", "--trainer.logger", "false"]
+    run_cli(base)
+    out = capsys.readouterr().out
+    assert "student" in out and "teacher" in out and "trainable" in out  # the table is there
+    assert "FLOPs" not in out and "litlogger" not in out
+    cli = run_cli([*base, "--trainer.enable_model_summary", "false"])
+    out = capsys.readouterr().out
+    assert "trainable" not in out and not any(isinstance(cb, ModelSummary) for cb in cli.trainer.callbacks)
 
 
 def test_pictures_import_and_compute_nothing_without_wandb(tiny_modelnet, tmp_path, monkeypatch) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from jsonargparse import Namespace
 from pytorch_lightning import LightningModule, Trainer
-from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
+from pytorch_lightning.callbacks import ModelCheckpoint, ModelSummary, ProgressBar
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
@@ -51,14 +51,16 @@ class SaveAndLogConfig(SaveConfigCallback):
         checkpoint[CONFIG_KEY] = self.parser.dump(self.config, skip_none=False)
 
 
-class _NoAdvertisement(logging.Filter):
-    """Drop Lightning's "💡 Tip: … try installing litlogger" line that every run would print."""
+class _QuietLightning(logging.Filter):
+    """Drop two lines Lightning prints on every run that tell a pointdwc user nothing: its
+    "💡 Tip: … try installing litlogger" and the note that the config's model table replaces its own."""
 
     def filter(self, record: logging.LogRecord) -> bool:  # noqa: D102
-        return "litlogger" not in record.getMessage()
+        message = record.getMessage()
+        return "litlogger" not in message and "Skipping setting a default `ModelSummary`" not in message
 
 
-logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_NoAdvertisement())
+logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_QuietLightning())
 
 
 def print_metrics(metrics: dict[str, Any]) -> None:
@@ -106,18 +108,22 @@ def point_at_run_folder(trainer: Namespace, run: RunFolder) -> None:
                 args.name = run.name
 
 
-def drop_disabled_progress_bar(trainer: Namespace) -> None:
-    """With ``trainer.enable_progress_bar: false``, remove the config's progress-bar callbacks.
+def drop_disabled_callbacks(trainer: Namespace) -> None:
+    """Remove the config's progress bar with ``trainer.enable_progress_bar: false`` and its model
+    table with ``trainer.enable_model_summary: false``.
 
-    The shipped configs add a ``RichProgressBar``; Lightning refuses a progress-bar callback
-    beside ``enable_progress_bar=False``, so turning the bar off would otherwise end in an error.
+    The shipped configs add a ``RichProgressBar`` and a model table; Lightning refuses a
+    progress-bar callback beside ``enable_progress_bar=False`` (turning the bar off would end in an
+    error) and would print a configured model table even with ``enable_model_summary=False``.
     """
-    if trainer.get("enable_progress_bar") is not False or not trainer.get("callbacks"):
+    disabled = tuple(kind for flag, kind in (("enable_progress_bar", ProgressBar), ("enable_model_summary", ModelSummary))
+                     if trainer.get(flag) is False)
+    if not disabled or not trainer.get("callbacks"):
         return
     trainer.callbacks = [
         callback for callback in trainer.callbacks
         if not (isinstance(callback, Namespace) and (cls := _class_of(callback.get("class_path", ""))) is not None
-                and issubclass(cls, ProgressBar))
+                and issubclass(cls, disabled))
     ]
 
 
@@ -178,7 +184,7 @@ class PointDWCCLI(LightningCLI):
         self._user_config.name = None  # run.json keeps it; the saved config, reused, starts a new run
         run = self.choose_folder(config)
         point_at_run_folder(config.trainer, run)
-        drop_disabled_progress_bar(config.trainer)
+        drop_disabled_callbacks(config.trainer)
         self.run_folder = run
         os.environ[ENV_RUN_DIR] = str(run.path)  # for the processes a DDP launch starts; reset by run_cli
         if rank_zero_only.rank == 0:
