@@ -100,3 +100,16 @@ def assert_mid_epoch_resume_is_exact(
     assert t_straight.global_step == t_resumed.global_step == total_steps
     for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
         assert torch.equal(a, b), name
+
+
+def split_reads(monkeypatch, cls: type, method: str) -> list[tuple[object, str]]:
+    """Spy on ``cls.method(split)``, the reader a data module reads a split with: (reader, split) of every call, in order."""
+    reads: list[tuple[object, str]] = []
+    real = getattr(cls, method)
+
+    def spy(self, split: str, *args, **kwargs):
+        reads.append((self, split))
+        return real(self, split, *args, **kwargs)
+
+    monkeypatch.setattr(cls, method, spy)
+    return reads

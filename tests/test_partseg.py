@@ -17,6 +17,7 @@ from datamodules.part_segmentation import SCALE_AND_SHIFT, PartSegmentationDataM
 from datamodules.formats.shapenet_part import ShapeNetPart
 from lightning_modules.commands.export import export
 from lightning_modules.downstream.partseg import PartSegmentation, SegmenterConfig
+from tests.helpers import split_reads
 from tests.layouts import shapenet_part_rows, write_shapenet_part
 
 SMALL = SegmenterConfig(category_dim=8, propagation_dims=(16,), head_dims=(16,))
@@ -42,24 +43,32 @@ def _names(shapes: list) -> list[str]:
     return [name for split in shapes for name in split.names]
 
 
-def test_honest_splits_fit_on_train_select_on_val_and_read_test_only_for_test(release) -> None:
+def _reads_of(data: PartSegmentationDataModule, reads: list) -> list[str]:
+    return [split for reader, split in reads if reader is data.dataset]
+
+
+def test_honest_splits_fit_on_train_select_on_val_and_read_test_only_for_test(release, monkeypatch) -> None:
+    reads = split_reads(monkeypatch, ShapeNetPart, "part_split")
     data = _data(release)
     data.setup("fit")
     reader = ShapeNetPart(str(release))
     assert _names(data.splits["train"]) == reader.part_split("train").names
     assert _names(data.splits["val"]) == reader.part_split("val").names
-    assert "test" not in data.splits and data.test_loads == 0
+    assert "test" not in data.splits and _reads_of(data, reads) == ["train", "val"]
     data.setup("test")
-    assert _names(data.splits["test"]) == reader.part_split("test").names and data.test_loads == 1
+    assert _names(data.splits["test"]) == reader.part_split("test").names
+    assert _reads_of(data, reads) == ["train", "val", "test"]
     assert "release's val split" in data.describe_validation()
 
 
-def test_the_field_protocol_fits_on_train_and_val_and_validates_on_test(release) -> None:
+def test_the_field_protocol_fits_on_train_and_val_and_validates_on_test(release, monkeypatch) -> None:
+    reads = split_reads(monkeypatch, ShapeNetPart, "part_split")
     data = _data(release, validate_on="test")
     data.setup("fit")
     reader = ShapeNetPart(str(release))
     assert _names(data.splits["train"]) == reader.part_split("train").names + reader.part_split("val").names
-    assert _names(data.splits["val"]) == reader.part_split("test").names and data.test_loads == 1
+    assert _names(data.splits["val"]) == reader.part_split("test").names
+    assert sorted(_reads_of(data, reads)) == ["test", "train", "val"]  # each split once
     assert "TEST split" in data.describe_validation()
     with pytest.raises(DataError, match="data.validate_on must be 'val' or 'test'"):
         _data(release, validate_on="train")
@@ -175,7 +184,8 @@ def category_argmax(logits: np.ndarray, ids: list[int]) -> np.ndarray:
     return np.asarray(ids)[logits[:, ids].argmax(1)]
 
 
-def test_the_test_step_scores_the_category_restricted_predictions_on_drawn_and_every_point(release) -> None:
+def test_the_test_step_scores_the_category_restricted_predictions_on_drawn_and_every_point(release, monkeypatch) -> None:
+    reads = split_reads(monkeypatch, ShapeNetPart, "part_split")
     data = _data(release, every_point=True)
     torch.manual_seed(0)
     module = PartSegmentation(tiny_vit(), segmenter=SMALL, part_table=data.part_table.to_dict()).eval()
@@ -210,7 +220,7 @@ def test_the_test_step_scores_the_category_restricted_predictions_on_drawn_and_e
         assert logged[f"{name}/inst_miou"] == pytest.approx(inst, abs=1e-4)
         assert logged[f"{name}/cls_miou"] == pytest.approx(cls, abs=1e-4)
     assert {f"test/miou/{c}" for c in ("Airplane", "Bag", "Chair")} <= set(logged)
-    assert data.test_loads == 1
+    assert _reads_of(data, reads) == ["test"]  # read once, by setup("test")
 
 
 def test_a_checkpoint_of_another_part_table_is_one_clear_error(release) -> None:

@@ -15,6 +15,7 @@ from datamodules.part_segmentation import PartSegmentationDataModule
 from datamodules.formats.shapenet_part import ShapeNetPart
 from lightning_modules.commands import cli as pointdwc_cli
 from lightning_modules.commands.partseg import run_partseg
+from tests.helpers import split_reads
 from tests.layouts import write_shapenet_part
 
 TINY = str(Path(__file__).parent / "tiny_partseg.yaml")
@@ -47,12 +48,13 @@ def test_fit_selects_on_val_tests_once_at_the_end_and_test_reproduces_it(release
         return test_loader(self)
 
     monkeypatch.setattr(PartSegmentationDataModule, "test_dataloader", counted)
+    reads = split_reads(monkeypatch, ShapeNetPart, "part_split")
     wandb = ["--trainer.logger", "pytorch_lightning.loggers.WandbLogger", "--trainer.logger.init_args.offline", "true"]
     cli = run_partseg(["fit", "--config", TINY, "--data.root", str(release), "--data.every_point", "true",
                        *wandb])
     steps = cli.trainer.global_step
     assert steps > 0 and calls == [("test", steps), ("test", steps)]  # after training, once per checkpoint
-    assert cli.datamodule.test_loads == 2
+    assert [split for _, split in reads] == ["train", "val", "test", "test"]  # the test split read only for the two tests
     reader = ShapeNetPart(str(release))
     assert [n for s in cli.datamodule.splits["train"] for n in s.names] == reader.part_split("train").names
     assert [n for s in cli.datamodule.splits["val"] for n in s.names] == reader.part_split("val").names
