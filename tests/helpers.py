@@ -103,7 +103,7 @@ def assert_mid_epoch_resume_is_exact(
 
 
 def split_reads(monkeypatch, cls: type, method: str) -> list[tuple[object, str]]:
-    """Spy on ``cls.method(split)``, the reader a data module reads a split with: (reader, split) of every call, in order."""
+    """Spy on ``cls.method(split)``, how a data module reads a split: (reader, split) of every call, in order."""
     reads: list[tuple[object, str]] = []
     real = getattr(cls, method)
 

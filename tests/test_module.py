@@ -182,7 +182,7 @@ def test_resume_from_the_middle_of_an_epoch_is_exact(tiny_modelnet, tmp_path) ->
 
 
 def reference_contrast(student_emb: torch.Tensor, teacher_emb: torch.Tensor, anchor_views: int, temperature: float):
-    """The paper's contrastive term written out: mean naive InfoNCE over (teacher view g, student view v < anchor_views, v ≠ g)."""
+    """The contrastive term written out: mean naive InfoNCE over (teacher view g, student view v < anchor_views, v ≠ g)."""
     from tests.test_losses import naive_info_nce
 
     pairs = [(g, v) for g in range(teacher_emb.shape[0]) for v in range(anchor_views) if v != g]
@@ -207,12 +207,15 @@ def test_the_training_step_loss_is_the_weighted_sum_and_zero_switches_a_term_off
         with torch.no_grad():
             model.distill_loss.center.normal_()  # a centre that matters
         seen, logged = {}, {}
-        model.distill_loss.register_forward_hook(
-            lambda m, args, out: seen.update(logits=[a.detach() for a in args[:2]], temp=args[2], center=m.center.clone())
-        )
-        monkeypatch.setattr(
-            dwc, "multi_view_info_nce", lambda s, t, tau: (seen.update(emb=(s.detach(), t.detach())), real_contrast(s, t, tau))[1]
-        )
+        def distill_inputs(module, args, out) -> None:
+            seen.update(logits=[a.detach() for a in args[:2]], temp=args[2], center=module.center.clone())
+
+        def contrast(student_emb, teacher_emb, temperature):
+            seen["emb"] = (student_emb.detach(), teacher_emb.detach())
+            return real_contrast(student_emb, teacher_emb, temperature)
+
+        model.distill_loss.register_forward_hook(distill_inputs)
+        monkeypatch.setattr(dwc, "multi_view_info_nce", contrast)
         monkeypatch.setattr(model, "log", lambda name, value, **kw: logged.__setitem__(name, value))
         loss = model.training_step(views, 0)
 

@@ -163,7 +163,8 @@ def test_the_loss_is_cross_entropy_over_every_part_of_every_point(smoothing) -> 
     parts = torch.randint(0, 6, (3, 50))
     torch.testing.assert_close(module._loss(logits, parts), reference_cross_entropy(logits, parts, smoothing))
     # by hand: uniform logits over 6 parts cost log 6 whatever the labels and the smoothing
-    torch.testing.assert_close(module._loss(torch.zeros(1, 2, 6), parts[:1, :2]), torch.tensor(np.log(6.0), dtype=torch.float32))
+    uniform = module._loss(torch.zeros(1, 2, 6), parts[:1, :2])
+    torch.testing.assert_close(uniform, torch.tensor(np.log(6.0), dtype=torch.float32))
 
 
 def field_miou(shapes: list[tuple[np.ndarray, np.ndarray, int]], part_ids: list[list[int]]) -> tuple[float, float]:
@@ -184,7 +185,7 @@ def category_argmax(logits: np.ndarray, ids: list[int]) -> np.ndarray:
     return np.asarray(ids)[logits[:, ids].argmax(1)]
 
 
-def test_the_test_step_scores_the_category_restricted_predictions_on_drawn_and_every_point(release, monkeypatch) -> None:
+def test_the_test_step_scores_category_restricted_predictions_on_drawn_and_every_point(release, monkeypatch) -> None:
     reads = split_reads(monkeypatch, ShapeNetPart, "part_split")
     data = _data(release, every_point=True)
     torch.manual_seed(0)
@@ -212,7 +213,8 @@ def test_the_test_step_scores_the_category_restricted_predictions_on_drawn_and_e
                 drawn.append((pred, batch["parts"][b].numpy(), category))
                 n = int(batch["all_mask"][b].sum())  # the shape's own points, not the padding
                 assert batch["all_mask"][b, :n].all()
-                every.append((category_argmax(at_all[b, :n], part_ids[category]), batch["all_parts"][b, :n].numpy(), category))
+                pred_all = category_argmax(at_all[b, :n], part_ids[category])
+                every.append((pred_all, batch["all_parts"][b, :n].numpy(), category))
     assert len(every) == 6 and len({len(gt) for _, gt, _ in every}) > 1  # shapes of several sizes: padding to leave out
     np.testing.assert_array_equal(torch.cat(outputs.preds).numpy(), np.stack(step_preds))  # the step's predictions
     for name, shapes in (("test", drawn), ("test/every_point", every)):

@@ -54,7 +54,7 @@ def test_fit_selects_on_val_tests_once_at_the_end_and_test_reproduces_it(release
                        *wandb])
     steps = cli.trainer.global_step
     assert steps > 0 and calls == [("test", steps), ("test", steps)]  # after training, once per checkpoint
-    assert [split for _, split in reads] == ["train", "val", "test", "test"]  # the test split read only for the two tests
+    assert [split for _, split in reads] == ["train", "val", "test", "test"]  # test read only for the two tests
     reader = ShapeNetPart(str(release))
     assert [n for s in cli.datamodule.splits["train"] for n in s.names] == reader.part_split("train").names
     assert [n for s in cli.datamodule.splits["val"] for n in s.names] == reader.part_split("val").names

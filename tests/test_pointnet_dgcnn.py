@@ -85,7 +85,7 @@ def test_knn_graph_equals_brute_force_in_feature_space() -> None:
 
 
 def dgcnn_graph_feature(x: torch.Tensor, graph: torch.Tensor) -> torch.Tensor:
-    """DGCNN's ``get_graph_feature`` by plain indexing: (B, N, C), (B, N, k) -> (B, 2C, N, k) edge features [x_j − x_i, x_i]."""
+    """DGCNN's ``get_graph_feature`` by plain indexing: (B, N, C), (B, N, k) -> (B, 2C, N, k) features [x_j − x_i, x_i]."""
     neighbours = x[torch.arange(x.shape[0])[:, None, None], graph]  # (B, N, k, C)
     centres = x[:, :, None, :].expand_as(neighbours)
     return torch.cat([neighbours - centres, centres], dim=-1).permute(0, 3, 1, 2)
