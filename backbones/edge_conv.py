@@ -10,7 +10,6 @@ which is what makes DGCNN trainable on a CPU. Channels-last throughout.
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -56,12 +55,3 @@ class EdgeConv(nn.Module):
         y = F.leaky_relu(y, self.negative_slope, inplace=True)
         return max_pool(y.view(b, n, k, c), dim=2)
 
-
-def edge_features(x: Tensor, graph: Tensor) -> Tensor:
-    """DGCNN's ``get_graph_feature``: ``(B, N, k, 2C)`` edge features ``[x_j − x_i, x_i]``.
-
-    Not used by :class:`EdgeConv` (it never forms them); the reference its result is tested against.
-    """
-    neighbours = gather_points(x, graph)
-    centres = x.unsqueeze(2).expand_as(neighbours)
-    return torch.cat([neighbours - centres, centres], dim=-1)

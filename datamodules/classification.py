@@ -98,8 +98,6 @@ class ClassificationDataModule(pl.LightningDataModule):
         self.augment = augment
         self.seed = seed
         self.splits: dict[str, PointCloudSplit] = {}
-        self.test_loads = 0
-        """How often the test split was read (the protocol's tests count it)."""
         self._generator: torch.Generator | None = None
         stratified_split(np.zeros(0), val_fraction, split_seed)  # a bad fraction fails here, before any data is read
 
@@ -109,8 +107,6 @@ class ClassificationDataModule(pl.LightningDataModule):
         if hasattr(loaded.points, "set_epoch"):
             raise DataError(f"{loaded.source}: the {split} split is drawn afresh every epoch; fine-tuning needs a fixed one")
         loaded.require_points(self.num_points, "data.num_points")
-        if split == "test":
-            self.test_loads += 1
         return loaded
 
     def _train_split(self) -> PointCloudSplit:

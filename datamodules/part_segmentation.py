@@ -107,8 +107,6 @@ class PartSegmentationDataModule(pl.LightningDataModule):
         self.seed = seed
         self.eval_seed = eval_seed
         self.splits: dict[str, list[PartSplit]] = {}
-        self.test_loads = 0
-        """How often the test split was read (the protocol's tests count it)."""
         self._generator: torch.Generator | None = None
 
     # ------------------------------------------------------------------ the data
@@ -124,8 +122,6 @@ class PartSegmentationDataModule(pl.LightningDataModule):
 
     def _read(self, split: str) -> PartSplit:
         shapes = self.dataset.part_split(split)
-        if split == "test":
-            self.test_loads += 1
         if len(shapes) == 0:
             raise DataError(f"{self.dataset.describe()} at {self.dataset.root}: the {split} split has no shapes")
         return shapes

@@ -100,3 +100,43 @@ def assert_mid_epoch_resume_is_exact(
     assert t_straight.global_step == t_resumed.global_step == total_steps
     for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
         assert torch.equal(a, b), name
+
+
+def split_reads(monkeypatch, cls: type, method: str) -> list[tuple[object, str]]:
+    """Spy on ``cls.method(split)``, how a data module reads a split: (reader, split) of every call, in order."""
+    reads: list[tuple[object, str]] = []
+    real = getattr(cls, method)
+
+    def spy(self, split: str, *args, **kwargs):
+        reads.append((self, split))
+        return real(self, split, *args, **kwargs)
+
+    monkeypatch.setattr(cls, method, spy)
+    return reads
+
+
+def probe_reference(backbone: PointBackbone, probe) -> tuple[float, float, dict]:
+    """SVM and kNN accuracy (%) on features computed here, for a :class:`LinearProbe` to equal, and those features.
+
+    The features are the backbone's own eval-mode ``global_feature`` of the first ``probe.num_points`` points of
+    each stored cloud (in the probe's batch size, so bit for bit); the classifiers are fitted with the probe's C
+    (``probe.last.svm_c``), k and temperature.
+    """
+    import numpy as np
+    import torch
+
+    from lightning_modules.evaluation.probe import linear_svm, weighted_knn
+
+    backbone.eval()
+    feats, labels = {}, {}
+    for split in ("train", "test"):
+        loaded = probe._split(split)
+        points = np.ascontiguousarray(loaded.points[:, : probe.num_points])
+        with torch.no_grad():
+            chunks = [backbone(torch.from_numpy(points[i : i + probe.batch_size])).global_feature
+                      for i in range(0, len(points), probe.batch_size)]
+        feats[split], labels[split] = torch.cat(chunks).float().numpy(), loaded.labels
+    args = (feats["train"], labels["train"], feats["test"], labels["test"])
+    svm = linear_svm(*args, c=probe.last.svm_c)
+    knn = weighted_knn(*args, probe.knn_k, probe.knn_temperature)
+    return svm.acc, knn.acc, feats

@@ -238,6 +238,12 @@ def write_shapenet_part(
     return root
 
 
+def shapenet_part_rows(root: Path, name: str) -> int:
+    """Rows (original points) of the release file of split-list entry ``name`` (``shape_data/<synset>/<token>``)."""
+    _, synset, token = name.split("/")
+    return len((root / synset / f"{token}.txt").read_text().splitlines())
+
+
 def write_modelnet_fewshot(
     root: Path,
     settings: list[tuple[int, int]],

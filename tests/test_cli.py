@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from lightning_modules.commands.cli import run_cli
+from lightning_modules.evaluation.probe import LinearProbe
+from tests.helpers import probe_reference
 
 TINY = str(Path(__file__).parent / "tiny.yaml")
 
@@ -30,7 +32,10 @@ def test_fit_then_test_through_the_cli(tiny_modelnet, tmp_path, monkeypatch, cap
     assert "C by stratified 5-fold CV on the train split, test split predicted once" in text  # the protocol
     assert cli.trainer.current_epoch == 2
     metrics = cli.trainer.callback_metrics
-    assert 0 <= float(metrics["probe/svm_acc"]) <= 100
+    # the logged probe: the classifiers on the final teacher's own features, computed here
+    (probe,) = [cb for cb in cli.trainer.callbacks if isinstance(cb, LinearProbe)]
+    svm_acc, knn_acc, _ = probe_reference(cli.model.teacher.backbone, probe)
+    assert (float(metrics["probe/svm_acc"]), float(metrics["probe/knn_acc"])) == pytest.approx((svm_acc, knn_acc))
     # the linked values reached the model
     assert cli.model.batch_size == 4 and cli.model.max_epochs == 2
     # W&B ran offline and its run holds the metrics, the resolved config and the pictures

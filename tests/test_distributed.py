@@ -12,7 +12,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-from lightning_modules.pretrain.losses import DistillationLoss, info_nce, multi_view_info_nce
+from lightning_modules.dist import gather_with_grad
+from lightning_modules.pretrain.losses import DistillationLoss, multi_view_info_nce
 from lightning_modules.evaluation.probe import _gather_rows
 
 WORLD = 2
@@ -28,8 +29,8 @@ def _free_port() -> int:
 def _inputs() -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     return {
-        "anchors": F.normalize(torch.randn(WORLD * B, E, generator=g), dim=1),
-        "keys": F.normalize(torch.randn(WORLD * B, E, generator=g), dim=1),
+        "rows": torch.randn(WORLD * B, E, generator=g),
+        "weights": torch.randn(WORLD * B, E, generator=g),
         "teacher": torch.randn(2, WORLD * B, K, generator=g),
         "student_emb": F.normalize(torch.randn(4, WORLD * B, E, generator=g), dim=-1),  # 2 global + 2 local views
         "teacher_emb": F.normalize(torch.randn(2, WORLD * B, E, generator=g), dim=-1),
@@ -40,12 +41,18 @@ def _inputs() -> dict[str, torch.Tensor]:
     }
 
 
+def _gathered_loss(gathered: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """A loss of the global batch that weighs every row differently (its gradient shows which row is which)."""
+    return (gathered.square() * weights).sum()
+
+
 def _probe_accuracy(train_x: np.ndarray, test_x: np.ndarray) -> tuple[float, float]:
     """SVM and kNN accuracy of the synthetic probe features (labels from the first coordinate)."""
-    from lightning_modules.evaluation.probe import knn_accuracy, svm_accuracy
+    from lightning_modules.evaluation.probe import linear_svm, weighted_knn
 
     train_y, test_y = (train_x[:, 0] > 0).astype(int), (test_x[:, 0] > 0).astype(int)
-    return svm_accuracy(train_x, train_y, test_x, test_y, 0.1), knn_accuracy(train_x, train_y, test_x, test_y, 5, 0.07)
+    svm = linear_svm(train_x, train_y, test_x, test_y, 0.1)
+    return svm.acc, weighted_knn(train_x, train_y, test_x, test_y, 5, 0.07).acc
 
 
 def _worker(rank: int, port: int, out_dir: str) -> None:
@@ -53,9 +60,10 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
     try:
         x = _inputs()
         rows = slice(rank * B, (rank + 1) * B)
-        anchors = x["anchors"][rows].clone().requires_grad_()
-        keys = x["keys"][rows].clone().requires_grad_()
-        loss = info_nce(anchors, keys, 0.2)
+        # the gather that keeps gradients (sync batchnorm's statistics): every rank computes the
+        # loss of the global batch, whose gradient reaches each rank's own rows
+        own = x["rows"][rows].clone().requires_grad_()
+        loss = _gathered_loss(gather_with_grad(own), x["weights"])
         loss.backward()
         # the multi-view contrastive term: one gather of the (no-grad) teacher keys per step
         gathers = []
@@ -87,8 +95,7 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
                 "multi_view_loss": multi_mean / WORLD,
                 "multi_view_grad": student_emb.grad,
                 "multi_view_gathers": len(gathers),
-                "anchor_grad": anchors.grad,
-                "key_grad": keys.grad,
+                "gathered_grad": own.grad,
                 "center": dino.center,
                 "features": torch.from_numpy(feats),
                 "index": torch.from_numpy(idx),
@@ -107,18 +114,17 @@ def ddp_results(tmp_path_factory) -> list[dict]:
     return [torch.load(out / f"rank{r}.pt") for r in range(WORLD)]
 
 
-def test_contrastive_loss_and_gradients_equal_single_process(ddp_results) -> None:
+def test_gather_with_grad_gives_each_rank_the_gradient_of_its_rows(ddp_results) -> None:
     x = _inputs()
-    anchors = x["anchors"].clone().requires_grad_()
-    keys = x["keys"].clone().requires_grad_()
-    loss = info_nce(anchors, keys, 0.2)
+    rows = x["rows"].clone().requires_grad_()
+    loss = _gathered_loss(rows, x["weights"])
     loss.backward()
     torch.testing.assert_close(ddp_results[0]["loss"], loss.detach())
+    torch.testing.assert_close(rows.grad, 2 * x["rows"] * x["weights"])  # the loss is what it says
     for r, res in enumerate(ddp_results):
-        rows = slice(r * B, (r + 1) * B)
+        share = slice(r * B, (r + 1) * B)
         # DDP averages gradients over ranks, so a rank's gradient is WORLD × its share
-        torch.testing.assert_close(res["anchor_grad"] / WORLD, anchors.grad[rows])
-        torch.testing.assert_close(res["key_grad"] / WORLD, keys.grad[rows])
+        torch.testing.assert_close(res["gathered_grad"] / WORLD, rows.grad[share])
 
 
 def test_multi_view_contrast_gathers_once_and_equals_single_process(ddp_results) -> None:

@@ -1,4 +1,4 @@
-"""`pointdwc embed`: every input kind, the probe's features, bad files skipped (or fatal with --strict)."""
+"""`pointdwc embed`: every input kind, the network's eval-mode global features, bad files skipped (--strict: fatal)."""
 
 from __future__ import annotations
 
@@ -11,18 +11,29 @@ import pytest
 import torch
 
 from backbones import PointViT
-from datamodules import MeshFolder, ScanObjectNN
-from datamodules.dataset import normalize_unit_sphere
+from datamodules import MeshFolder, ModelNet40H5, ScanObjectNN
 from lightning_modules.checkpoint_encoder import file_sha256, load_checkpoint_encoder
 from lightning_modules.commands.embed import main as embed_main
-from lightning_modules.evaluation.probe import LinearProbe, extract_features
 from tests.layouts import write_mesh_folder, write_pcd, write_scanobjectnn
-
-CPU = torch.device("cpu")
 
 
 def _teacher(ckpt: Path) -> PointViT:
     return load_checkpoint_encoder(ckpt).backbone  # type: ignore[return-value]
+
+
+def _forward(backbone, clouds: np.ndarray, batch: int) -> np.ndarray:
+    """What embed promises: the backbone's global feature in eval mode, by its own forward (in batches of ``batch``)."""
+    backbone.eval()
+    with torch.no_grad():
+        parts = [backbone(torch.from_numpy(np.ascontiguousarray(clouds[i : i + batch]))).global_feature
+                 for i in range(0, len(clouds), batch)]
+    return torch.cat(parts).numpy()
+
+
+def _unit_sphere(cloud: np.ndarray) -> np.ndarray:
+    """Centred on the centroid, the farthest point at radius 1."""
+    centred = cloud - cloud.mean(0)
+    return centred / np.linalg.norm(centred, axis=1).max()
 
 
 def _read(path: Path) -> dict:
@@ -43,14 +54,13 @@ def _embed(ckpt: Path, out: Path, *args: str) -> dict:
     return _read(out)
 
 
-def test_a_detected_data_set_gives_the_probes_features(tiny_checkpoint, tiny_modelnet, tmp_path) -> None:
+def test_a_detected_data_set_gives_the_teachers_global_features(tiny_checkpoint, tiny_modelnet, tmp_path) -> None:
     before = _snapshot(tiny_modelnet)
     got = _embed(tiny_checkpoint, tmp_path / "f.h5", str(tiny_modelnet), "--num_points", "256", "--batch_size", "8")
-    probe = LinearProbe(root=str(tiny_modelnet), num_points=256, batch_size=8)
     teacher = _teacher(tiny_checkpoint)
-    train, test = probe._split("train"), probe._split("test")
-    expected = np.concatenate([probe._features(teacher, train, CPU), probe._features(teacher, test, CPU)])
-    np.testing.assert_array_equal(got["features"], expected)
+    train, test = ModelNet40H5(str(tiny_modelnet)).load("train"), ModelNet40H5(str(tiny_modelnet)).load("test")
+    expected = np.concatenate([_forward(teacher, train.points[:, :256], 8), _forward(teacher, test.points[:, :256], 8)])
+    np.testing.assert_array_equal(got["features"], expected)  # the first 256 stored points of each cloud
     np.testing.assert_array_equal(got["labels"], np.concatenate([train.labels, test.labels]))
     assert got["split"] == ["train"] * 24 + ["test"] * 12
     assert got["names"][:2] == ["ply_data_train0.h5[0]", "ply_data_train0.h5[1]"]
@@ -69,7 +79,7 @@ def test_a_data_set_by_class_path_and_the_student(tiny_checkpoint, tmp_path) -> 
                  "--network", "student")
     split = ScanObjectNN(str(root), "obj_only").load("test")
     student = load_checkpoint_encoder(tiny_checkpoint, "student").backbone
-    np.testing.assert_array_equal(got["features"], extract_features(student, split.points[:, :256], 128, CPU))
+    np.testing.assert_array_equal(got["features"], _forward(student, split.points[:, :256], 128))
     assert got["names"][0] == "main_split_nobg/test_objectdataset.h5[0]" and set(got["split"]) == {"test"}
     assert got["attrs"]["network"] == "student"
 
@@ -110,24 +120,23 @@ def test_a_folder_of_point_files_of_every_format(tiny_checkpoint, tmp_path) -> N
     np.testing.assert_array_equal(got["labels"], [0, 0, 0, 0, 1, 1, 1, 1, 1])
     assert got["split"] == [""] * 9  # no split folders
     # the same clouds, centred and scaled into the unit sphere, as the probe embeds clouds
-    expected = np.stack([normalize_unit_sphere(clouds[n].astype(np.float64)).astype(np.float32) for n in got["names"]])
-    np.testing.assert_allclose(got["features"], extract_features(_teacher(tiny_checkpoint), expected, 4, CPU),
+    expected = np.stack([_unit_sphere(clouds[n].astype(np.float64)).astype(np.float32) for n in got["names"]])
+    np.testing.assert_allclose(got["features"], _forward(_teacher(tiny_checkpoint), expected, 4),
                                rtol=0, atol=1e-5)  # text formats round to 9 digits
-    np.testing.assert_array_equal(got["features"][0], extract_features(_teacher(tiny_checkpoint), expected, 4, CPU)[0])
+    np.testing.assert_array_equal(got["features"][0], _forward(_teacher(tiny_checkpoint), expected, 4)[0])
     assert _snapshot(root) == before
 
 
-def test_a_mesh_folder_gives_the_probes_features(tiny_checkpoint, tmp_path) -> None:
+def test_a_mesh_folder_gives_the_teachers_global_features(tiny_checkpoint, tmp_path) -> None:
     root = write_mesh_folder(tmp_path / "meshes", per_class=2)
     got = _embed(tiny_checkpoint, tmp_path / "m.h5", str(root), "--num_points", "256", "--batch_size", "1")
     assert len(got["names"]) == 6 and json.loads(got["attrs"]["class_names"]) == ["box", "cylinder", "sphere"]
     by_name = dict(zip(got["names"], got["features"], strict=True))
     mesh_set = MeshFolder(str(root))
-    probe = LinearProbe(data=mesh_set, num_points=256, batch_size=1)
     teacher = _teacher(tiny_checkpoint)
     for split in ("train", "test"):
-        loaded = probe._split(split)
-        feats = probe._features(teacher, loaded, CPU)
+        loaded = mesh_set.load(split)
+        feats = _forward(teacher, loaded.points[:, :256], 1)
         for name, feat in zip(mesh_set.item_names(split, len(loaded)), feats, strict=True):
             np.testing.assert_array_equal(by_name[name], feat)
 

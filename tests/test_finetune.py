@@ -14,7 +14,6 @@ from torch import nn
 
 from backbones import PointNet, PointViT
 from backbones.pretrained import PretrainedError
-from datamodules.views.augment import augment
 from datamodules.classification import SCALE_AND_TRANSLATE, ClassificationDataModule
 from datamodules.dataset import PointCloudSet, PointCloudSplit
 from lightning_modules.pretrain.adamw import AdamWConfig, configure_adamw, param_groups, warmup_cosine
@@ -98,18 +97,35 @@ def test_a_file_of_another_backbone_or_not_pointdwcs_is_one_clear_error(tiny_che
 
 
 def test_voting_averages_the_probabilities_of_augmented_passes() -> None:
-    weight = torch.randn(3, 5, generator=torch.Generator().manual_seed(1))
+    points = torch.randn(2, 32, 3, generator=torch.Generator().manual_seed(2))
+    log3 = float(np.log(3.0))
+    # softmax by hand: logits (0, 0) -> (1/2, 1/2), (log 3, 0) -> (3/4, 1/4)
+    pass_logits = [torch.tensor([[0.0, 0.0], [log3, 0.0]]), torch.tensor([[log3, 0.0], [log3, 0.0]])]
+    seen: list[torch.Tensor] = []
 
-    def forward(points: torch.Tensor) -> torch.Tensor:
-        return points.mean(1) @ weight * 4
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        seen.append(x)
+        return pass_logits[len(seen) - 1]
 
-    points = torch.randn(6, 32, 3, generator=torch.Generator().manual_seed(2))
-    voted = vote_probabilities(forward, points, 4, SCALE_AND_TRANSLATE, torch.Generator().manual_seed(5))
-    gen = torch.Generator().manual_seed(5)
-    passes = [forward(augment(points, SCALE_AND_TRANSLATE, gen)).softmax(-1) for _ in range(4)]
-    torch.testing.assert_close(voted, torch.stack(passes).mean(0))
-    assert not torch.allclose(passes[0], passes[1])  # each pass is another augmentation
-    torch.testing.assert_close(vote_probabilities(forward, points, 1, SCALE_AND_TRANSLATE), forward(points).softmax(-1))
+    voted = vote_probabilities(forward, points, 2, SCALE_AND_TRANSLATE, torch.Generator().manual_seed(5))
+    # the mean of the probabilities, not the softmax of the mean logits (which would be 0.634 for the first cloud)
+    torch.testing.assert_close(voted, torch.tensor([[0.625, 0.375], [0.75, 0.25]]))
+    assert len(seen) == 2 and not torch.allclose(seen[0], seen[1])  # each pass is another augmentation
+    for x in seen:  # Point-MAE's scale and translate: per cloud and axis, x = s·p + t, s in [2/3, 3/2], |t| <= 0.2
+        centred = points - points.mean(1, keepdim=True)
+        scale = ((x - x.mean(1, keepdim=True)) * centred).sum(1) / centred.square().sum(1)  # least squares, (B, 3)
+        shift = x.mean(1) - scale * points.mean(1)
+        torch.testing.assert_close(x, scale[:, None] * points + shift[:, None])
+        assert ((scale >= 2 / 3 - 1e-5) & (scale <= 1.5 + 1e-5)).all() and (shift.abs() <= 0.2 + 1e-5).all()
+        assert not torch.allclose(scale[:, 0], scale[:, 1])  # anisotropic
+    first = seen[:]
+    seen.clear()
+    vote_probabilities(forward, points, 2, SCALE_AND_TRANSLATE, torch.Generator().manual_seed(5))
+    assert all(torch.equal(a, b) for a, b in zip(first, seen))  # the generator makes the passes reproducible
+    seen.clear()
+    plain = vote_probabilities(forward, points, 1, SCALE_AND_TRANSLATE)
+    torch.testing.assert_close(plain, torch.tensor([[0.5, 0.5], [0.75, 0.25]]))
+    assert len(seen) == 1 and torch.equal(seen[0], points)  # one plain pass
 
 
 class InMemorySet(PointCloudSet):

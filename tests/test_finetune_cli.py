@@ -13,6 +13,7 @@ from datamodules.classification import ClassificationDataModule
 from datamodules.formats.modelnet_h5 import ModelNet40H5
 from lightning_modules.commands.finetune import main as finetune_main
 from lightning_modules.commands.finetune import run_finetune
+from tests.helpers import split_reads
 
 TINY = str(Path(__file__).parent / "tiny_finetune.yaml")
 FIELD = str(Path(__file__).parents[1] / "configs" / "finetune" / "field_protocol.yaml")
@@ -30,11 +31,12 @@ def test_fit_selects_on_a_carved_split_and_reads_the_test_split_only_at_the_end(
         return test_loader(self)
 
     monkeypatch.setattr(ClassificationDataModule, "test_dataloader", counted)
+    reads = split_reads(monkeypatch, ModelNet40H5, "load")
     wandb = ["--trainer.logger", "pytorch_lightning.loggers.WandbLogger", "--trainer.logger.init_args.offline", "true"]
     cli = run_finetune(["fit", "--config", TINY, "--data.root", str(tiny_modelnet), *wandb])
     steps = cli.trainer.global_step
     assert steps > 0 and calls == [("test", steps, 2), ("test", steps, 2)]  # after training, once per checkpoint
-    assert cli.datamodule.test_loads == 2
+    assert [split for _, split in reads] == ["train", "test", "test"]  # the test split read only for the two tests
 
     # validation shapes come from the train split and are not fitted
     train = ModelNet40H5(str(tiny_modelnet)).load("train")

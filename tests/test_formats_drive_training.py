@@ -17,7 +17,7 @@ from datamodules import (
     ShapeNetPart,
 )
 from lightning_modules.evaluation.probe import LinearProbe
-from tests.helpers import tiny_data, tiny_module, tiny_trainer
+from tests.helpers import probe_reference, tiny_data, tiny_module, tiny_trainer
 from tests.layouts import (
     blob_clouds,
     write_mesh_folder,
@@ -64,7 +64,14 @@ def test_fit_and_probe_on_each_format(fmt, tmp_path, monkeypatch) -> None:
     trainer = tiny_trainer(tmp_path, max_epochs=1, limit_train_batches=2, callbacks=[probe])
     trainer.fit(module, datamodule=dm)
     assert trainer.global_step == 2
-    assert probe.last is not None and 0.0 <= probe.last.svm_acc <= 100.0
-    assert f"probe/{fmt}/svm_acc" in trainer.callback_metrics
+    assert probe.last is not None and probe.last.step == 2
+    # the probe embedded this format's clouds with the trained teacher: its accuracies, recomputed from features
+    # computed here, exactly
+    svm_acc, knn_acc, feats = probe_reference(module.teacher.backbone, probe)
+    assert (probe.last.svm_acc, probe.last.knn_acc) == (svm_acc, knn_acc)
+    for split in ("train", "test"):  # the features the probe kept for this step are those
+        kept = probe._cache.get(module.teacher.backbone, 2, split, lambda: pytest.fail("the probe kept no features"))
+        np.testing.assert_array_equal(kept, feats[split])
+    assert float(trainer.callback_metrics[f"probe/{fmt}/svm_acc"]) == pytest.approx(probe.last.svm_acc)
     train = probe._split("train")
     assert len(train.class_names) == {"scanobjectnn": 15, "shapenet55": 4, "shapenetpart": 16}.get(fmt, 3)

@@ -6,41 +6,58 @@ import pytest
 import torch
 
 from backbones import PointViT
-from backbones.grouping import farthest_point_sample, gather_points, group_patches, knn
+from backbones.grouping import farthest_point_sample, group_patches, knn
 
 
-def test_fps_returns_distinct_points_and_is_farthest_first() -> None:
+def loop_fps(cloud: torch.Tensor, num_samples: int, start: int = 0) -> list[int]:
+    """Farthest point sampling as a Python loop: each pick maximises the distance to the nearest pick so far."""
+    picks = [start]
+    while len(picks) < num_samples:
+        nearest = [min(float((p - cloud[j]).square().sum()) for j in picks) for p in cloud]
+        picks.append(max(range(len(cloud)), key=lambda i: nearest[i]))
+    return picks
+
+
+def sorted_neighbours(query: torch.Tensor, cloud: torch.Tensor, k: int) -> list[int]:
+    """The ``k`` nearest points of ``cloud`` by sorting every squared distance, nearest first."""
+    dist = [float((query - p).square().sum()) for p in cloud]
+    return sorted(range(len(cloud)), key=lambda i: dist[i])[:k]
+
+
+def test_fps_equals_the_loop_from_point_zero() -> None:
     torch.manual_seed(0)
-    pts = torch.rand(3, 200, 3)
-    idx = farthest_point_sample(pts, 32)
-    assert idx.shape == (3, 32)
-    for row in idx:
-        assert len(set(row.tolist())) == 32
-    # second pick is the point farthest from the first
+    pts = torch.rand(3, 120, 3)
+    idx = farthest_point_sample(pts, 16)
+    assert idx.shape == (3, 16)
     for b in range(3):
-        d = (pts[b] - pts[b, idx[b, 0]]).norm(dim=-1)
-        assert idx[b, 1] == d.argmax()
+        assert idx[b].tolist() == loop_fps(pts[b], 16)
+    # a hand-made case: from (0,0,0) the farthest is (10,0,0), then (0,4,0) (4 from both), then (1,0,0)
+    line = torch.tensor([[[0.0, 0, 0], [1, 0, 0], [10, 0, 0], [0, 4, 0]]])
+    assert farthest_point_sample(line, 4).tolist() == [[0, 2, 3, 1]]
 
 
-def test_knn_equals_brute_force() -> None:
+def test_knn_equals_brute_force_nearest_first() -> None:
     torch.manual_seed(0)
     pts = torch.rand(2, 100, 3)
     queries = torch.rand(2, 7, 3)
     idx = knn(queries, pts, 5)
+    assert idx.shape == (2, 7, 5)
     for b in range(2):
         for q in range(7):
-            d = ((pts[b] - queries[b, q]) ** 2).sum(-1)
-            assert sorted(idx[b, q].tolist()) == sorted(d.argsort()[:5].tolist())
+            assert idx[b, q].tolist() == sorted_neighbours(queries[b, q], pts[b], 5)
 
 
-def test_group_patches_are_relative_to_their_centres() -> None:
+def test_group_patches_are_fps_centres_and_their_nearest_points_relative_to_them() -> None:
+    torch.manual_seed(0)
     pts = torch.rand(2, 128, 3)
     neigh, centers = group_patches(pts, 8, 16)
     assert neigh.shape == (2, 8, 16, 3) and centers.shape == (2, 8, 3)
-    # the centre is its own nearest neighbour
-    torch.testing.assert_close(neigh[:, :, 0], torch.zeros(2, 8, 3))
-    idx = knn(centers, pts, 16)
-    torch.testing.assert_close(neigh + centers[:, :, None], gather_points(pts, idx))
+    for b in range(2):
+        for m, c in enumerate(loop_fps(pts[b], 8)):
+            assert torch.equal(centers[b, m], pts[b, c])
+            rows = sorted_neighbours(pts[b, c], pts[b], 16)
+            assert rows[0] == c  # the centre is its own nearest neighbour
+            torch.testing.assert_close(neigh[b, m], pts[b, rows] - pts[b, c])
 
 
 def test_fps_rejects_too_few_points() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lightning_modules.pretrain.losses import DistillationLoss, info_nce
+from lightning_modules.pretrain.losses import DistillationLoss, multi_view_info_nce
 
 
 def reference_dino_loss(student_output, teacher_output, center, student_temp, teacher_temp, ncrops):
@@ -65,26 +65,25 @@ def naive_info_nce(anchors, keys, temperature):
     return total / len(anchors)
 
 
-def test_info_nce_matches_naive_loop() -> None:
+def test_multi_view_info_nce_and_its_gradient_match_the_naive_loop() -> None:
     torch.manual_seed(1)
-    anchors = F.normalize(torch.randn(7, 16), dim=1).requires_grad_()
-    keys = F.normalize(torch.randn(7, 16), dim=1)
-    ours = info_nce(anchors, keys, 0.2)
-    ref = naive_info_nce(anchors, keys, 0.2)
+    anchors = F.normalize(torch.randn(2, 7, 16), dim=-1).requires_grad_()  # two global views
+    keys = F.normalize(torch.randn(2, 7, 16), dim=-1)
+    ours = multi_view_info_nce(anchors, keys, 0.2)
+    ref = (naive_info_nce(anchors[1], keys[0], 0.2) + naive_info_nce(anchors[0], keys[1], 0.2)) / 2
     torch.testing.assert_close(ours, ref)
     (g1,) = torch.autograd.grad(ours, anchors)
-    (g2,) = torch.autograd.grad(naive_info_nce(anchors, keys, 0.2), anchors)
+    (g2,) = torch.autograd.grad(ref, anchors)
     torch.testing.assert_close(g1, g2)
 
 
-def test_info_nce_is_low_for_matching_pairs() -> None:
-    keys = F.normalize(torch.randn(32, 64), dim=1)
-    assert info_nce(keys, keys, 0.1) < info_nce(keys, keys.roll(1, 0), 0.1)
+def test_multi_view_info_nce_is_low_for_matching_pairs() -> None:
+    keys = F.normalize(torch.randn(2, 32, 64), dim=-1)
+    swapped = keys.flip(0)  # student view v holds the teacher's view g != v: every positive matches
+    assert multi_view_info_nce(swapped, keys, 0.1) < multi_view_info_nce(swapped.roll(1, 1), keys, 0.1)
 
 
 def test_multi_view_info_nce_is_the_mean_over_pairs_of_other_views() -> None:
-    from lightning_modules.pretrain.losses import multi_view_info_nce
-
     torch.manual_seed(2)
     student = F.normalize(torch.randn(4, 6, 8), dim=-1)  # 2 global + 2 local views
     teacher = F.normalize(torch.randn(2, 6, 8), dim=-1)

@@ -181,23 +181,55 @@ def test_resume_from_the_middle_of_an_epoch_is_exact(tiny_modelnet, tmp_path) ->
     assert_mid_epoch_resume_is_exact(tmp_path, lambda: tiny_data(tiny_modelnet), stop_step=4, total_steps=12)
 
 
-def test_loss_weights_scale_each_term_and_zero_switches_it_off(tiny_modelnet, tmp_path) -> None:
-    """w·L_distill + λ·L_contrast; a zero weight leaves that term's own layer without gradient."""
+def reference_contrast(student_emb: torch.Tensor, teacher_emb: torch.Tensor, anchor_views: int, temperature: float):
+    """The contrastive term written out: mean naive InfoNCE over (teacher view g, student view v < anchor_views, v ≠ g)."""
+    from tests.test_losses import naive_info_nce
+
+    pairs = [(g, v) for g in range(teacher_emb.shape[0]) for v in range(anchor_views) if v != g]
+    return sum(naive_info_nce(student_emb[v], teacher_emb[g], temperature) for g, v in pairs) / len(pairs)
+
+
+def test_the_training_step_loss_is_the_weighted_sum_and_zero_switches_a_term_off(tiny_modelnet, monkeypatch) -> None:
+    """w·L_distill + λ·L_contrast, each term checked against its reference on the step's own network outputs;
+    a zero weight leaves that term's own layer without gradient."""
     from lightning_modules.pretrain.losses import ContrastConfig, DistillConfig
+    from lightning_modules.pretrain.losses import multi_view_info_nce as real_contrast
+    from tests.test_losses import reference_dino_loss
 
     views = next(iter(_crops(tiny_modelnet)))
     for w, lam in ((1.0, 1.0), (0.0, 1.0), (1.0, 0.0), (0.5, 2.0)):
         torch.manual_seed(0)
         model = dwc.DistillationWithContrast(
             backbone=tiny_module().student.backbone, head=tiny_module().head_config,
-            distill=DistillConfig(weight=w), contrast=ContrastConfig(weight=lam), batch_size=4,
+            distill=DistillConfig(weight=w, teacher_temp=0.05), contrast=ContrastConfig(weight=lam, temperature=0.3),
+            batch_size=4,
         )
-        teacher = model.teacher(views["global"])
-        student = model._student_views(views["global"], views["local"])
-        ld = model.distill_loss(student.logits, teacher.logits, 0.04)
-        lc = model.contrastive_loss(student.embedding, teacher.embedding)
-        loss = model.total_loss(ld, lc)
-        torch.testing.assert_close(loss, w * ld + lam * lc)
+        with torch.no_grad():
+            model.distill_loss.center.normal_()  # a centre that matters
+        seen, logged = {}, {}
+        def distill_inputs(module, args, out) -> None:
+            seen.update(logits=[a.detach() for a in args[:2]], temp=args[2], center=module.center.clone())
+
+        def contrast(student_emb, teacher_emb, temperature):
+            seen["emb"] = (student_emb.detach(), teacher_emb.detach())
+            return real_contrast(student_emb, teacher_emb, temperature)
+
+        model.distill_loss.register_forward_hook(distill_inputs)
+        monkeypatch.setattr(dwc, "multi_view_info_nce", contrast)
+        monkeypatch.setattr(model, "log", lambda name, value, **kw: logged.__setitem__(name, value))
+        loss = model.training_step(views, 0)
+
+        student_logits, teacher_logits = seen["logits"]
+        v, g = student_logits.shape[0], teacher_logits.shape[0]
+        assert seen["temp"] == 0.05 and v == g + views["local"].shape[0]
+        ref_distill = reference_dino_loss(student_logits.flatten(0, 1), teacher_logits.flatten(0, 1), seen["center"],
+                                          0.1, 0.05, v)
+        student_emb, teacher_emb = seen["emb"]
+        assert student_emb.shape[0] == v  # every student view is an anchor (student_views: all)
+        ref_contrast = reference_contrast(student_emb, teacher_emb, v, 0.3)
+        torch.testing.assert_close(logged["train/loss_distill"], ref_distill)
+        torch.testing.assert_close(logged["train/loss_contrast"], ref_contrast)
+        torch.testing.assert_close(loss, w * ref_distill + lam * ref_contrast)
         loss.backward()
         last = model.student.head.last_layer.parametrizations.weight.original1.grad
         proj = model.student.head.contrast.weight.grad
@@ -208,7 +240,7 @@ def test_loss_weights_scale_each_term_and_zero_switches_it_off(tiny_modelnet, tm
 def test_contrast_on_global_views_leaves_the_local_crops_to_distillation(tiny_modelnet) -> None:
     """``contrast.student_views: global``: the InfoNCE of the global student views only, so the
     local crops' embeddings get no contrastive gradient; ``all`` uses them as anchors too."""
-    from lightning_modules.pretrain.losses import ContrastConfig, multi_view_info_nce
+    from lightning_modules.pretrain.losses import ContrastConfig
 
     views = next(iter(_crops(tiny_modelnet)))
     base = tiny_module()
@@ -220,8 +252,8 @@ def test_contrast_on_global_views_leaves_the_local_crops_to_distillation(tiny_mo
         student = model._student_views(views["global"], views["local"]).embedding.detach().requires_grad_(True)
         loss = model.contrastive_loss(student, teacher.embedding)
         g = views["global"].shape[0]
-        anchors = student[:g] if mode == "global" else student
-        torch.testing.assert_close(loss, multi_view_info_nce(anchors, teacher.embedding, 0.2))
+        anchors = g if mode == "global" else student.shape[0]
+        torch.testing.assert_close(loss, reference_contrast(student.detach(), teacher.embedding.detach(), anchors, 0.2))
         loss.backward()
         assert (student.grad[g:].abs().sum() == 0) == (mode == "global")
         assert student.grad[:g].abs().sum() > 0

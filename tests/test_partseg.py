@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 
 from backbones import PointNet, PointViT
 from datamodules.views.augment import augment
@@ -17,9 +16,9 @@ from datamodules.part_dataset import PartShapes, collate_parts
 from datamodules.part_segmentation import SCALE_AND_SHIFT, PartSegmentationDataModule
 from datamodules.formats.shapenet_part import ShapeNetPart
 from lightning_modules.commands.export import export
-from lightning_modules.downstream.part_iou import PartMIoU, restricted_argmax
 from lightning_modules.downstream.partseg import PartSegmentation, SegmenterConfig
-from tests.layouts import write_shapenet_part
+from tests.helpers import split_reads
+from tests.layouts import shapenet_part_rows, write_shapenet_part
 
 SMALL = SegmenterConfig(category_dim=8, propagation_dims=(16,), head_dims=(16,))
 PER_SPLIT = {"train": 3, "val": 2, "test": 2}
@@ -44,24 +43,32 @@ def _names(shapes: list) -> list[str]:
     return [name for split in shapes for name in split.names]
 
 
-def test_honest_splits_fit_on_train_select_on_val_and_read_test_only_for_test(release) -> None:
+def _reads_of(data: PartSegmentationDataModule, reads: list) -> list[str]:
+    return [split for reader, split in reads if reader is data.dataset]
+
+
+def test_honest_splits_fit_on_train_select_on_val_and_read_test_only_for_test(release, monkeypatch) -> None:
+    reads = split_reads(monkeypatch, ShapeNetPart, "part_split")
     data = _data(release)
     data.setup("fit")
     reader = ShapeNetPart(str(release))
     assert _names(data.splits["train"]) == reader.part_split("train").names
     assert _names(data.splits["val"]) == reader.part_split("val").names
-    assert "test" not in data.splits and data.test_loads == 0
+    assert "test" not in data.splits and _reads_of(data, reads) == ["train", "val"]
     data.setup("test")
-    assert _names(data.splits["test"]) == reader.part_split("test").names and data.test_loads == 1
+    assert _names(data.splits["test"]) == reader.part_split("test").names
+    assert _reads_of(data, reads) == ["train", "val", "test"]
     assert "release's val split" in data.describe_validation()
 
 
-def test_the_field_protocol_fits_on_train_and_val_and_validates_on_test(release) -> None:
+def test_the_field_protocol_fits_on_train_and_val_and_validates_on_test(release, monkeypatch) -> None:
+    reads = split_reads(monkeypatch, ShapeNetPart, "part_split")
     data = _data(release, validate_on="test")
     data.setup("fit")
     reader = ShapeNetPart(str(release))
     assert _names(data.splits["train"]) == reader.part_split("train").names + reader.part_split("val").names
-    assert _names(data.splits["val"]) == reader.part_split("test").names and data.test_loads == 1
+    assert _names(data.splits["val"]) == reader.part_split("test").names
+    assert sorted(_reads_of(data, reads)) == ["test", "train", "val"]  # each split once
     assert "TEST split" in data.describe_validation()
     with pytest.raises(DataError, match="data.validate_on must be 'val' or 'test'"):
         _data(release, validate_on="train")
@@ -103,7 +110,7 @@ def test_every_point_samples_carry_all_original_points(release) -> None:
     test = ShapeNetPart(str(release)).part_split("test")
     shapes = PartShapes([test], 64, "fixed", every_point=True)
     batch = collate_parts([shapes[0], shapes[1]])
-    counts = test.point_counts()[:2]
+    counts = np.array([shapenet_part_rows(release, name) for name in test.names[:2]])  # the release files' rows
     assert batch["points"].shape == (2, 64, 3) and batch["mask"].all()
     assert batch["all_points"].shape == (2, counts.max(), 3) and batch["all_mask"].sum(1).tolist() == counts.tolist()
     for b in range(2):
@@ -137,43 +144,85 @@ def test_a_pretrained_backbone_loads_into_the_segmenter_exactly_and_scratch_does
     assert scratch.origin.describe() == "random initialisation (from scratch)"
 
 
-def test_predictions_stay_in_the_category_and_the_loss_is_cross_entropy_over_every_part() -> None:
+def reference_cross_entropy(logits: torch.Tensor, parts: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Label-smoothed cross-entropy written out: (1 - ε)·NLL of the true part + ε·mean over parts of -log p."""
+    logp = logits - logits.logsumexp(-1, keepdim=True)
+    nll = -logp.gather(-1, parts[..., None]).squeeze(-1)
+    return ((1 - smoothing) * nll + smoothing * -logp.mean(-1)).mean()
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_the_loss_is_cross_entropy_over_every_part_of_every_point(smoothing) -> None:
     table = {"categories": ["a", "b", "c"], "synsets": ["1", "2", "3"], "part_ids": [[0, 1], [2, 3, 4], [5]],
              "part_names": [f"p{i}" for i in range(6)]}
     torch.manual_seed(0)
-    module = PartSegmentation(PointNet(dims=(8, 16)), segmenter=SMALL, part_table=table).eval()
-    points, category = torch.randn(3, 50, 3), torch.tensor([2, 0, 1])
+    module = PartSegmentation(PointNet(dims=(8, 16)), segmenter=SMALL, label_smoothing=smoothing, part_table=table)
     with torch.no_grad():
-        logits = module(points, category)
-        pred = module.predict_parts(points, category)
-    assert logits.shape == (3, 50, 6)
-    allowed = [set(ids) for ids in table["part_ids"]]
-    assert all(set(pred[b].tolist()) <= allowed[int(category[b])] for b in range(3))
-    assert (pred[0] == 5).all()  # a one-part category can only predict that part
+        logits = module.eval()(torch.randn(3, 50, 3), torch.tensor([2, 0, 1]))
+    assert logits.shape == (3, 50, 6)  # every global part, whatever the category
     parts = torch.randint(0, 6, (3, 50))
-    expected = F.cross_entropy(logits.reshape(-1, 6), parts.reshape(-1))
-    torch.testing.assert_close(module._loss(logits, parts), expected)
+    torch.testing.assert_close(module._loss(logits, parts), reference_cross_entropy(logits, parts, smoothing))
+    # by hand: uniform logits over 6 parts cost log 6 whatever the labels and the smoothing
+    uniform = module._loss(torch.zeros(1, 2, 6), parts[:1, :2])
+    torch.testing.assert_close(uniform, torch.tensor(np.log(6.0), dtype=torch.float32))
 
 
-def test_every_point_scores_are_the_metric_of_the_propagated_predictions(release) -> None:
+def field_miou(shapes: list[tuple[np.ndarray, np.ndarray, int]], part_ids: list[list[int]]) -> tuple[float, float]:
+    """Inst. and Cls. mIoU (%) as PointNet++'s evaluation loop computes them, from (pred, gt, category) per shape."""
+    by_category: dict[int, list[float]] = {}
+    for pred, gt, category in shapes:
+        ious = []
+        for p in part_ids[category]:
+            union = np.sum((pred == p) | (gt == p))
+            ious.append(1.0 if union == 0 else np.sum((pred == p) & (gt == p)) / union)
+        by_category.setdefault(category, []).append(float(np.mean(ious)))
+    every = [iou for ious in by_category.values() for iou in ious]
+    return 100 * float(np.mean(every)), 100 * float(np.mean([np.mean(v) for v in by_category.values()]))
+
+
+def category_argmax(logits: np.ndarray, ids: list[int]) -> np.ndarray:
+    """(N, P) logits -> (N,) the best of the category's own part ids."""
+    return np.asarray(ids)[logits[:, ids].argmax(1)]
+
+
+def test_the_test_step_scores_category_restricted_predictions_on_drawn_and_every_point(release, monkeypatch) -> None:
+    reads = split_reads(monkeypatch, ShapeNetPart, "part_split")
     data = _data(release, every_point=True)
     torch.manual_seed(0)
     module = PartSegmentation(tiny_vit(), segmenter=SMALL, part_table=data.part_table.to_dict()).eval()
-    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+
+    class Outputs(pl.Callback):
+        def __init__(self) -> None:
+            self.preds: list[torch.Tensor] = []
+
+        def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+            self.preds.append(outputs["pred"])
+
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         callbacks=[outputs := Outputs()])
     (logged,) = trainer.test(module, datamodule=data, verbose=False)
-    sampled, every = PartMIoU(data.part_table.part_mask()), PartMIoU(data.part_table.part_mask())
+    part_ids = [list(ids) for ids in data.part_table.part_ids]
+    drawn, every, step_preds = [], [], []
     with torch.no_grad():
         for batch in data.test_dataloader():
-            sampled.update(module(batch["points"], batch["category"]), batch["parts"], batch["category"])
-            logits = module(batch["points"], batch["category"], batch["all_points"])
-            every.update(restricted_argmax(logits, batch["category"], module.part_mask), batch["all_parts"],
-                         batch["category"], batch["all_mask"])
-    for name, metric in (("test", sampled), ("test/every_point", every)):
-        want = metric.compute()
-        assert logged[f"{name}/inst_miou"] == pytest.approx(100 * float(want["inst_miou"]), abs=1e-4)
-        assert logged[f"{name}/cls_miou"] == pytest.approx(100 * float(want["cls_miou"]), abs=1e-4)
+            logits = module(batch["points"], batch["category"]).numpy()
+            at_all = module(batch["points"], batch["category"], batch["all_points"]).numpy()
+            for b, category in enumerate(batch["category"].tolist()):
+                pred = category_argmax(logits[b], part_ids[category])
+                step_preds.append(pred)
+                drawn.append((pred, batch["parts"][b].numpy(), category))
+                n = int(batch["all_mask"][b].sum())  # the shape's own points, not the padding
+                assert batch["all_mask"][b, :n].all()
+                pred_all = category_argmax(at_all[b, :n], part_ids[category])
+                every.append((pred_all, batch["all_parts"][b, :n].numpy(), category))
+    assert len(every) == 6 and len({len(gt) for _, gt, _ in every}) > 1  # shapes of several sizes: padding to leave out
+    np.testing.assert_array_equal(torch.cat(outputs.preds).numpy(), np.stack(step_preds))  # the step's predictions
+    for name, shapes in (("test", drawn), ("test/every_point", every)):
+        inst, cls = field_miou(shapes, part_ids)
+        assert logged[f"{name}/inst_miou"] == pytest.approx(inst, abs=1e-4)
+        assert logged[f"{name}/cls_miou"] == pytest.approx(cls, abs=1e-4)
     assert {f"test/miou/{c}" for c in ("Airplane", "Bag", "Chair")} <= set(logged)
-    assert data.test_loads == 1
+    assert _reads_of(data, reads) == ["test"]  # read once, by setup("test")
 
 
 def test_a_checkpoint_of_another_part_table_is_one_clear_error(release) -> None:

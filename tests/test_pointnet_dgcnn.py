@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from backbones import DGCNN, PointNet
-from backbones.edge_conv import EdgeConv, edge_features, knn_graph
+from backbones.edge_conv import EdgeConv, knn_graph
 
 
 def _warm_up_statistics(net: torch.nn.Module, points: torch.Tensor) -> None:
@@ -84,6 +84,13 @@ def test_knn_graph_equals_brute_force_in_feature_space() -> None:
         assert torch.equal(graph[b, :, 0], torch.arange(60))  # each point is its own nearest
 
 
+def dgcnn_graph_feature(x: torch.Tensor, graph: torch.Tensor) -> torch.Tensor:
+    """DGCNN's ``get_graph_feature`` by plain indexing: (B, N, C), (B, N, k) -> (B, 2C, N, k) features [x_j − x_i, x_i]."""
+    neighbours = x[torch.arange(x.shape[0])[:, None, None], graph]  # (B, N, k, C)
+    centres = x[:, :, None, :].expand_as(neighbours)
+    return torch.cat([neighbours - centres, centres], dim=-1).permute(0, 3, 1, 2)
+
+
 def test_edge_conv_equals_dgcnn_convolution_of_edge_features() -> None:
     """W·x_j + (W_c − W_n)·x_i summed per edge equals DGCNN's 1x1 conv of [x_j − x_i, x_i]
     followed by BatchNorm, LeakyReLU and max over neighbours: outputs, statistics, gradients."""
@@ -95,8 +102,8 @@ def test_edge_conv_equals_dgcnn_convolution_of_edge_features() -> None:
     graph = knn_graph(x, 6)
 
     out = conv(x, graph)
-    edges = edge_features(x_ref, graph) @ conv.linear.weight.t()  # (B, N, k, out)
-    ref = ref_norm(edges.permute(0, 3, 1, 2).reshape(3, 12, -1)).reshape(3, 12, 30, 6)  # BatchNorm over all edges
+    edges = F.conv2d(dgcnn_graph_feature(x_ref, graph), conv.linear.weight[:, :, None, None])  # (B, out, N, k)
+    ref = ref_norm(edges.reshape(3, 12, -1)).reshape(3, 12, 30, 6)  # BatchNorm over all edges
     ref = F.leaky_relu(ref, 0.2).amax(dim=-1).transpose(1, 2)
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(conv.norm.running_mean, ref_norm.running_mean)

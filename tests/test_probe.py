@@ -18,10 +18,8 @@ from lightning_modules.evaluation.probe import (
     SVM_C_GRID,
     LinearProbe,
     extract_features,
-    knn_accuracy,
     linear_svm,
     mean_class_accuracy,
-    svm_accuracy,
     weighted_knn,
 )
 from tests.helpers import tiny_data, tiny_module, tiny_trainer
@@ -48,16 +46,16 @@ def test_knn_accuracy_matches_naive_vote() -> None:
     train_x, test_x = rng.normal(size=(60, 8)).astype("f4"), rng.normal(size=(25, 8)).astype("f4")
     train_y, test_y = rng.integers(0, 4, 60), rng.integers(0, 4, 25)
     expected = (naive_weighted_knn(train_x, train_y, test_x, 5, 0.07) == test_y).mean() * 100
-    assert knn_accuracy(train_x, train_y, test_x, test_y, 5, 0.07) == pytest.approx(expected)
+    assert weighted_knn(train_x, train_y, test_x, test_y, 5, 0.07).acc == pytest.approx(expected)
 
 
 def test_svm_separates_separable_features_and_fails_on_noise() -> None:
     rng = np.random.default_rng(1)
     y = np.arange(200) % 4
     x = rng.normal(size=(200, 16)) + 8 * np.eye(16)[y]
-    assert svm_accuracy(x[:120], y[:120], x[120:], y[120:], c=0.1) == 100.0
+    assert linear_svm(x[:120], y[:120], x[120:], y[120:], c=0.1).acc == 100.0
     noise = rng.normal(size=(200, 16))
-    assert svm_accuracy(noise[:120], y[:120], noise[120:], y[120:], c=0.1) < 60.0
+    assert linear_svm(noise[:120], y[:120], noise[120:], y[120:], c=0.1).acc < 60.0
 
 
 def test_extract_features_restores_mode_and_is_batched_consistently() -> None:

@@ -126,10 +126,6 @@ class PartSplit:
     def __len__(self) -> int:
         return len(self.categories)
 
-    def point_counts(self) -> np.ndarray:
-        """(n,) original points per shape."""
-        return np.diff(self.offsets)
-
     def shape(self, index: int) -> PartShape:
         """Shape ``index`` with every original point (copied out of the memory map)."""
         lo, hi = int(self.offsets[index]), int(self.offsets[index + 1])

@@ -146,10 +146,6 @@ class PartSegmentation(SupervisedTask):
         assert self.segmenter is not None, "the segmenter is built in setup() (or give model.part_table)"
         return self.segmenter(points, category, query)
 
-    def predict_parts(self, points: Tensor, category: Tensor, query: Tensor | None = None) -> Tensor:
-        """(B, Q) part ids, each among its shape's category's parts (the restricted argmax)."""
-        return restricted_argmax(self(points, category, query), category, self.part_mask)
-
     # ------------------------------------------------------------------ steps
     def _loss(self, logits: Tensor, parts: Tensor) -> Tensor:
         return F.cross_entropy(

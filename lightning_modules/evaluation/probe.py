@@ -244,11 +244,6 @@ def linear_svm(
     return SvmResult(accuracy(test_y, pred), mean_class_accuracy(test_y, pred), chosen)
 
 
-def svm_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, c: float) -> float:
-    """Accuracy (%) of :func:`linear_svm` with a fixed C."""
-    return linear_svm(train_x, train_y, test_x, test_y, c).acc
-
-
 def knn_predict(
     train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, k: int = 20, temperature: float = 0.07
 ) -> np.ndarray:
@@ -274,13 +269,6 @@ def weighted_knn(
     """Accuracy and mean per-class accuracy (%) of :func:`knn_predict` on the test split."""
     pred = knn_predict(train_x, train_y, test_x, k, temperature)
     return KnnResult(accuracy(test_y, pred), mean_class_accuracy(test_y, pred))
-
-
-def knn_accuracy(
-    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, k: int, temperature: float
-) -> float:
-    """Accuracy (%) of DINO's weighted kNN on cosine similarity."""
-    return weighted_knn(train_x, train_y, test_x, test_y, k, temperature).acc
 
 
 def _gather_rows(local: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -2,10 +2,9 @@
 
 * :class:`DistillationLoss` — DINO's cross-entropy between the centred, sharpened teacher
   distribution of each global view and the student distribution of every other view.
-* :func:`info_nce` — InfoNCE of student embeddings against teacher embeddings of the other
-  global view, with negatives from the whole (all-rank) batch;
-  :func:`multi_view_info_nce` applies it to every (student view, other teacher view) pair
-  with the teacher keys gathered from all ranks once per step.
+* :func:`multi_view_info_nce` — InfoNCE of each student view's embeddings against the
+  teacher's embeddings of every other global view, with negatives from the whole
+  (all-rank) batch; the teacher keys are gathered from all ranks once per step.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lightning_modules.dist import all_gather_no_grad, all_reduce_mean, gather_with_grad, rank
+from lightning_modules.dist import all_gather_no_grad, all_reduce_mean, rank
 
 
 @dataclass
@@ -91,21 +90,6 @@ class ContrastConfig:
     """Which student views are anchors: ``all`` (global and local crops, each against the
     teacher's other global views) or ``global`` only, leaving the local-to-global relation
     to the distillation term alone."""
-
-
-def info_nce(anchors: Tensor, keys: Tensor, temperature: float, gathered: bool = False) -> Tensor:
-    """InfoNCE of this rank's anchors against the keys of the global batch.
-
-    ``anchors`` (B, E) and ``keys`` are L2-normalised; row i of this rank's keys is the
-    positive of anchor i, the keys of every other object in the global batch (all ranks)
-    are its negatives. ``keys`` is this rank's (B, E), gathered here with gradients, or,
-    with ``gathered``, already the global (world·B, E) in rank order. Labels are offset by
-    rank so DDP equals one process on the concatenated batch.
-    """
-    all_keys = keys if gathered else gather_with_grad(keys)
-    logits = anchors.float() @ all_keys.float().T / temperature
-    labels = torch.arange(anchors.shape[0], device=anchors.device) + rank() * anchors.shape[0]
-    return F.cross_entropy(logits, labels)
 
 
 def multi_view_info_nce(student_emb: Tensor, teacher_emb: Tensor, temperature: float) -> Tensor:

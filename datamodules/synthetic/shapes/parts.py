@@ -124,13 +124,6 @@ def sample_surface(parts: Sequence[Part], n: int, rng: np.random.Generator) -> n
 
 
 # -------------------------------------------------------------------- samplers
-def _unit_disc(n: int, rng: np.random.Generator, inner: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Uniform points (x, z) on the annulus inner <= r <= 1."""
-    r = np.sqrt(inner**2 + rng.random(n) * (1.0 - inner**2))
-    theta = rng.random(n) * (2.0 * math.pi)
-    return r * np.cos(theta), r * np.sin(theta)
-
-
 def _sample_box(size: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     """Uniform points on the six faces of an axis-aligned box centred at 0."""
     sx, sy, sz = size
