@@ -57,7 +57,7 @@ def test_the_progress_bar_can_be_turned_off(tiny_modelnet, tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     root = str(tiny_modelnet)
     cli = run_cli(["fit", "--config", TINY, "--data.root", root, "--probe.root", root, "--trainer.max_epochs", "1",
-                   "--trainer.limit_train_batches", "1", "--probe.max_per_class", "2", "--trainer.logger", "false",
+                   "--trainer.max_steps", "1", "--probe.max_per_class", "2", "--trainer.logger", "false",
                    "--trainer.enable_progress_bar", "false"])
     assert cli.trainer.global_step == 1
     assert not any(isinstance(cb, ProgressBar) for cb in cli.trainer.callbacks)
@@ -68,7 +68,7 @@ def test_the_model_table_has_no_flops_column_and_can_be_turned_off(tiny_modelnet
     monkeypatch.chdir(tmp_path)
     root = str(tiny_modelnet)
     base = ["fit", "--config", TINY, "--data.root", root, "--probe.root", root, "--trainer.max_epochs", "1",
-            "--trainer.limit_train_batches", "1", "--probe.max_per_class", "2", "--trainer.logger", "false"]
+            "--trainer.max_steps", "1", "--probe.max_per_class", "2", "--trainer.logger", "false"]
     run_cli(base)
     out = capsys.readouterr().out
     assert "student" in out and "teacher" in out and "trainable" in out  # the table is there
