@@ -13,6 +13,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
+from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
@@ -86,6 +87,24 @@ class CloudDataset(Dataset):
         if isinstance(state["points"], tuple) and state["points"][0] == "memmap":
             state["points"] = np.load(state["points"][1], mmap_mode="r")
         self.__dict__.update(state)
+
+
+CHECKPOINT_CONFIG_KEY = "pointdwc_config"
+"""The checkpoint entry holding the run's resolved config as YAML (``lightning_modules.checkpoint_encoder.CONFIG_KEY``)."""
+
+
+def _checkpoint_data_config(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``data`` section of the config the CLI saved into a checkpoint (None without one)."""
+    import yaml
+
+    text = checkpoint.get(CHECKPOINT_CONFIG_KEY)
+    if not isinstance(text, str):
+        return None
+    try:
+        data = (yaml.safe_load(text) or {}).get("data")
+    except yaml.YAMLError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
 VAL_SEED_OFFSET = 0x7A1
@@ -282,6 +301,21 @@ class PointCloudDataModule(pl.LightningDataModule):
             points = torch.gather(points, 1, keep.unsqueeze(-1).expand(-1, -1, 3))
         views = self.multicrop(points.float(), gen)
         return {"global": views["global"].to(points.dtype), "local": views["local"].to(points.dtype), "label": labels}
+
+    def warn_if_trained_on_validation(self, checkpoint: dict[str, Any]) -> None:
+        """Warn (``validate``) when the checkpoint's run did not hold out these shapes: another
+        ``val_fraction`` or ``seed`` in the config the CLI saved into it (nothing said without one)."""
+        trained = _checkpoint_data_config(checkpoint)
+        if trained is None or not self.val_fraction > 0:
+            return
+        fraction, seed = float(trained.get("val_fraction") or 0.0), int(trained.get("seed") or 0)
+        if fraction != self.val_fraction or seed != self.seed:
+            rank_zero_warn(
+                f"the checkpoint's run held out data.val_fraction={fraction:g} with data.seed={seed}, not "
+                f"{self.val_fraction:g} with seed {self.seed}: it was trained on some or all of the shapes "
+                "validated here, so val/loss* is not a held-out figure (validate with the run's own "
+                "config.yaml; shapes are held out only by a run started with --data.val_fraction F)"
+            )
 
     def state_dict(self) -> dict[str, Any]:
         """Every rank's crop-generator state and the position in the epoch, for exact resume.

@@ -244,3 +244,23 @@ def test_predict_points_at_embed_and_writes_nothing(tmp_path, monkeypatch, capsy
     with pytest.raises(SystemExit) as exc:  # LightningCLI itself no longer offers it either
         run_cli(["predict", "--config", TINY])
     assert exc.value.code == 2
+
+
+def test_validate_warns_when_the_checkpoint_was_trained_on_the_held_out_shapes(
+    tiny_checkpoint, tiny_modelnet, tmp_path, monkeypatch
+) -> None:
+    import yaml
+
+    monkeypatch.chdir(tmp_path)
+    root = str(tiny_modelnet)
+    checkpoint = torch.load(tiny_checkpoint, map_location="cpu", weights_only=False)
+    for fraction, warned in ((0.0, True), (0.25, False)):
+        checkpoint["pointdwc_config"] = yaml.safe_dump({"data": {"val_fraction": fraction, "seed": 0}})
+        path = tmp_path / f"trained-{fraction}.ckpt"
+        torch.save(checkpoint, path)
+        args = ["validate", "--config", TINY, "--data.root", root, "--probe.root", root, "--ckpt_path", str(path),
+                "--data.val_fraction", "0.25", "--trainer.logger", "false"]
+        with pytest.warns() as record:
+            run_cli(args)
+        said = [str(w.message) for w in record if "held out data.val_fraction" in str(w.message)]
+        assert bool(said) == warned, said

@@ -178,6 +178,18 @@ class PointDWCCLI(LightningCLI):
             kwargs["verbose"] = False
         return kwargs
 
+    def before_validate(self) -> None:
+        """Warn when the checkpoint was trained on the shapes about to be validated."""
+        ckpt_path = self.config[self.subcommand].get("ckpt_path")
+        if ckpt_path and Path(ckpt_path).is_file() and rank_zero_only.rank == 0:
+            from backbones.pretrained import PretrainedError, load_torch_file
+
+            try:
+                checkpoint = load_torch_file(Path(ckpt_path), "checkpoint")
+            except PretrainedError:
+                return  # Lightning's own loading says what is wrong with it
+            self.datamodule.warn_if_trained_on_validation(checkpoint)
+
     def after_test(self) -> None:
         """The test figures, rounded as ``fit`` prints them."""
         print_metrics(self.trainer.callback_metrics)
