@@ -305,7 +305,8 @@ def _gather_rows(local: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.n
 class LinearProbe(pl.Callback):
     """Probe the frozen (teacher) backbone with a linear SVM and kNN.
 
-    Runs every ``every_n_epochs`` epochs and at the end of ``fit``, and in ``test``.
+    Runs every ``every_n_epochs`` epochs and at the end of ``fit``, and in ``test``; in
+    ``validate`` only :meth:`cross_validate` on the train split (the test split is not read).
     Logs ``probe/svm_acc``, ``probe/svm_macc`` (mean per-class), ``probe/knn_acc``,
     ``probe/knn_macc`` (percent) and ``probe/svm_c``, or ``probe/<name>/...``. Warns when
     the SVM is at chance (with the collapse monitor's verdict, if it has one).
