@@ -264,3 +264,17 @@ def test_validate_warns_when_the_checkpoint_was_trained_on_the_held_out_shapes(
             run_cli(args)
         said = [str(w.message) for w in record if "held out data.val_fraction" in str(w.message)]
         assert bool(said) == warned, said
+
+
+def test_the_console_script_refuses_validate_without_held_out_shapes_in_one_line(tiny_modelnet, tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(Path(__file__).parents[1])}
+    cmd = [sys.executable, "-m", "lightning_modules.commands.entry", "validate", "--config", TINY,
+           "--data.root", str(tiny_modelnet), "--ckpt_path", str(tmp_path / "any.ckpt")]
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("pointdwc: error: data.val_fraction is 0")
+    assert not (tmp_path / "runs").exists()

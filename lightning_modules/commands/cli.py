@@ -265,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     """``pointdwc fit|validate|test …`` (dispatched by :func:`lightning_modules.commands.entry.main`)."""
     # The teacher is kept in eval mode on purpose (no drop path); Lightning warns about it.
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+    # the console script hands its own command line over as ``args``, on purpose
+    warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended to run from within Python")
     try:
         run_cli(argv)
     except (DataError, FloatingPointError, RunFolderError) as err:
