@@ -278,3 +278,25 @@ def test_the_console_script_refuses_validate_without_held_out_shapes_in_one_line
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("pointdwc: error: data.val_fraction is 0")
     assert not (tmp_path / "runs").exists()
+
+
+def test_fit_with_held_out_shapes_then_validate_with_the_runs_config(tiny_modelnet, tmp_path, monkeypatch, capsys) -> None:
+    import yaml
+
+    monkeypatch.chdir(tmp_path)
+    root = str(tiny_modelnet)
+    fit = run_cli(["fit", "--config", TINY, "--data.root", root, "--probe.root", root, "--data.val_fraction", "0.25",
+                   "--trainer.max_epochs", "3", "--trainer.check_val_every_n_epoch", "2", "--probe.every_n_epochs", "0",
+                   "--trainer.logger", "false"])
+    assert "val/loss" in fit.trainer.callback_metrics  # validated at the end of epoch 2
+    (run,) = (tmp_path / "runs").iterdir()
+    last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["global_step"] == 3 * 4  # 18 fitted shapes in batches of 4: 4 steps an epoch, the last epoch saved
+    assert yaml.safe_load((run / "config.yaml").read_text())["data"]["val_fraction"] == 0.25
+    capsys.readouterr()
+    with pytest.warns() as record:
+        validated = run_cli(["validate", "--config", str(run / "config.yaml"), "--ckpt_path",
+                             str(run / "checkpoints" / "last.ckpt"), "--trainer.logger", "false"])
+    assert not [w for w in record if "held out data.val_fraction" in str(w.message)]  # its own shapes: no warning
+    assert np.array_equal(validated.datamodule.rows["val"], fit.datamodule.rows["val"])
+    assert {"val/loss", "probe/cv_svm_acc"} <= set(validated.trainer.callback_metrics)
