@@ -201,8 +201,16 @@ class PointCloudDataModule(pl.LightningDataModule):
             self._carve_validation()
         if stage == "fit" and "val" not in self.rows and self.trainer is not None:
             # nothing held out: no validation loop (as before there was one), without Lightning
-            # asking for a loader and warning that it is empty
+            # asking for a loader and warning that it is empty; the trainer's value is back after fit
+            self._limit_val_batches = self.trainer.limit_val_batches
             self.trainer.limit_val_batches = 0
+
+    def teardown(self, stage: str) -> None:
+        """Give the trainer its ``limit_val_batches`` back (:meth:`setup` of a fit without held-out shapes)."""
+        saved = getattr(self, "_limit_val_batches", None)
+        if stage == "fit" and saved is not None and self.trainer is not None:
+            self.trainer.limit_val_batches = saved
+            self._limit_val_batches = None
 
     def _carve_validation(self) -> None:
         """Hold a seeded, stratified ``val_fraction`` of the train split out of training."""

@@ -87,6 +87,7 @@ def test_fit_validates_on_the_held_out_shapes_only_with_a_fraction(tiny_modelnet
     _, plain = fit_seeded(tmp_path / "a", tiny_data(tiny_modelnet))
     assert plain.num_training_batches == 6 and "val/loss" not in plain.callback_metrics
     assert sum(plain.num_val_batches) == 0  # no validation loop
+    assert plain.limit_val_batches == 1.0  # the trainer's own setting is back after fit
     held = tiny_data(tiny_modelnet)
     held.val_fraction = 0.25
     _, trainer = fit_seeded(tmp_path / "b", held)
