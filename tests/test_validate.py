@@ -301,3 +301,11 @@ def test_fit_with_held_out_shapes_then_validate_with_the_runs_config(tiny_modeln
     assert not [w for w in record if "held out data.val_fraction" in str(w.message)]  # its own shapes: no warning
     assert np.array_equal(validated.datamodule.rows["val"], fit.datamodule.rows["val"])
     assert {"val/loss", "probe/cv_svm_acc"} <= set(validated.trainer.callback_metrics)
+
+
+def test_a_fraction_out_of_range_is_one_error_before_any_run_folder(tiny_modelnet, tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    status = cli_module.main(["fit", "--config", TINY, "--data.root", str(tiny_modelnet), "--data.val_fraction", "1.5"])
+    err = capsys.readouterr().err
+    assert status == 1 and err.startswith("pointdwc: error: data.val_fraction=1.5") and "[0, 1)" in err
+    assert not (tmp_path / "runs").exists()

@@ -133,11 +133,15 @@ def add_run_name_argument(parser: LightningArgumentParser) -> None:
 
 
 def check_validate_has_split(config: Namespace) -> None:
-    """``validate`` needs shapes held out of pretraining (``data.val_fraction`` > 0): else one DataError."""
-    if config.get("subcommand") != "validate":
+    """``data.val_fraction`` in [0, 1), and > 0 for ``validate`` (shapes held out of pretraining): else
+    one DataError, raised before the run folder is made."""
+    subcommand = config.get("subcommand")
+    if subcommand not in ("fit", "validate", "test"):
         return
-    fraction = config["validate"].get("data", Namespace()).get("val_fraction", 0.0)
-    if not (fraction or 0) > 0:
+    fraction = config[subcommand].get("data", Namespace()).get("val_fraction", 0.0) or 0.0
+    if not 0.0 <= fraction < 1.0:
+        raise DataError(f"data.val_fraction={fraction}: the validation fraction must be in [0, 1)")
+    if subcommand == "validate" and not fraction > 0:
         raise DataError(no_validation_split_message())
 
 
