@@ -126,7 +126,7 @@ def test_help_lists_every_subcommand(monkeypatch, capsys) -> None:
             entry.console_script()
         assert exc.value.code == 0
         listed = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
-        assert listed == ["fit", "validate", "test", "predict", "data", "embed", "export", "attention", "finetune",
+        assert listed == ["fit", "validate", "test", "data", "embed", "export", "attention", "finetune",
                           "fewshot", "partseg"]
     for command in ("data", "embed", "export", "attention", "finetune", "fewshot", "partseg"):  # each answers its own --help
         monkeypatch.setattr(sys, "argv", ["pointdwc", command, "--help"])

@@ -23,7 +23,7 @@ def test_a_mistyped_command_names_the_nearest_and_lists_all(capsys) -> None:
     err = capsys.readouterr().err
     assert err.splitlines()[0] == "pointdwc: error: unknown command 'fitt'; did you mean 'fit'?"
     listed = [line.split()[0] for line in err.splitlines() if line.startswith("  ")]
-    assert listed == ["fit", "validate", "test", "predict", "data", "embed", "export", "attention", "finetune",
+    assert listed == ["fit", "validate", "test", "data", "embed", "export", "attention", "finetune",
                       "fewshot", "partseg"]
     assert main(["emebd"]) == 2 and "did you mean 'embed'?" in capsys.readouterr().err
     assert main(["zzzz"]) == 2 and "did you mean" not in capsys.readouterr().err.splitlines()[0]

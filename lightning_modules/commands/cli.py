@@ -1,6 +1,7 @@
 """The ``pointdwc`` command: LightningCLI with the probe, links and default config.
 
-``fit``, ``validate``, ``test`` and ``predict`` are LightningCLI's; each run writes into its
+``fit``, ``validate`` and ``test`` are LightningCLI's (``predict`` is not offered: ``pointdwc embed``
+writes features); each run writes into its
 own folder (:mod:`lightning_modules.commands.run_folder`). ``data``, ``embed``, ``export``,
 ``attention``, ``finetune``, ``fewshot`` and ``partseg`` are dispatched to their own modules before
 LightningCLI parses anything.
@@ -25,7 +26,7 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from configs import shipped_config
 from datamodules.errors import DataError
-from datamodules.pointcloud import PointCloudDataModule
+from datamodules.pointcloud import PointCloudDataModule, no_validation_split_message
 from lightning_modules.checkpoint_encoder import CONFIG_KEY
 from lightning_modules.dist import print_rank_zero
 from lightning_modules.pretrain.dwc import DistillationWithContrast
@@ -137,6 +138,19 @@ def add_run_name_argument(parser: LightningArgumentParser) -> None:
     )
 
 
+def check_validate_has_split(config: Namespace) -> None:
+    """``data.val_fraction`` in [0, 1), and > 0 for ``validate`` (shapes held out of pretraining): else
+    one DataError, raised before the run folder is made."""
+    subcommand = config.get("subcommand")
+    if subcommand not in ("fit", "validate", "test"):
+        return
+    fraction = config[subcommand].get("data", Namespace()).get("val_fraction", 0.0) or 0.0
+    if not 0.0 <= fraction < 1.0:
+        raise DataError(f"data.val_fraction={fraction}: the validation fraction must be in [0, 1)")
+    if subcommand == "validate" and not fraction > 0:
+        raise DataError(no_validation_split_message())
+
+
 class PointDWCCLI(LightningCLI):
     """LightningCLI with ``--probe.*`` and values that determine others linked."""
 
@@ -148,6 +162,16 @@ class PointDWCCLI(LightningCLI):
         add_run_name_argument(parser)
         parser.link_arguments("data.batch_size", "model.batch_size")
         parser.link_arguments("trainer.max_epochs", "model.max_epochs")
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """LightningCLI's subcommands but ``predict`` (features are written by ``pointdwc embed``)."""
+        return {name: args for name, args in LightningCLI.subcommands().items() if name != "predict"}
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Parse, then refuse a ``validate`` that has nothing to validate on, before any run folder exists."""
+        super().parse_arguments(parser, args)
+        check_validate_has_split(self.config)
 
     def _run_subcommand(self, subcommand: str) -> None:
         """Run ``subcommand``, then end its W&B run (:mod:`lightning_modules.commands.wandb_runs`)."""
@@ -163,6 +187,18 @@ class PointDWCCLI(LightningCLI):
         if subcommand in ("validate", "test"):
             kwargs["verbose"] = False
         return kwargs
+
+    def before_validate(self) -> None:
+        """Warn when the checkpoint was trained on the shapes about to be validated."""
+        ckpt_path = self.config[self.subcommand].get("ckpt_path")
+        if ckpt_path and Path(ckpt_path).is_file() and rank_zero_only.rank == 0:
+            from backbones.pretrained import PretrainedError, load_torch_file
+
+            try:
+                checkpoint = load_torch_file(Path(ckpt_path), "checkpoint")
+            except PretrainedError:
+                return  # Lightning's own loading says what is wrong with it
+            self.datamodule.warn_if_trained_on_validation(checkpoint)
 
     def after_test(self) -> None:
         """The test figures, rounded as ``fit`` prints them."""
@@ -213,7 +249,7 @@ def run_cli(args: list[str] | None = None, run: bool = True) -> PointDWCCLI:
     With ``run=False`` there is no subcommand: the objects of a config are just built.
     """
     defaults = [str(DEFAULT_CONFIG)]
-    subcommands = ("fit", "test", "validate", "predict")
+    subcommands = tuple(PointDWCCLI.subcommands())
     kwargs: dict[str, Any] = {"default_config_files": defaults}
     if run:
         kwargs = {sub: {"default_config_files": defaults} for sub in subcommands}
@@ -236,9 +272,11 @@ def run_cli(args: list[str] | None = None, run: bool = True) -> PointDWCCLI:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``pointdwc fit|validate|test|predict …`` (dispatched by :func:`lightning_modules.commands.entry.main`)."""
+    """``pointdwc fit|validate|test …`` (dispatched by :func:`lightning_modules.commands.entry.main`)."""
     # The teacher is kept in eval mode on purpose (no drop path); Lightning warns about it.
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+    # the console script hands its own command line over as ``args``, on purpose
+    warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended to run from within Python")
     try:
         run_cli(argv)
     except (DataError, FloatingPointError, RunFolderError) as err:

@@ -2,7 +2,7 @@
 
 Nothing heavy is imported here: ``pointdwc``, ``pointdwc --help``, ``pointdwc --version`` and a
 mistyped command answer without loading torch or Lightning. A command's module is imported only
-once it is chosen: ``fit``/``validate``/``test``/``predict`` go to LightningCLI
+once it is chosen: ``fit``/``validate``/``test`` go to LightningCLI
 (:mod:`lightning_modules.commands.cli`), the others to their own modules, each with
 ``main(argv) -> exit status``.
 """
@@ -16,9 +16,9 @@ from importlib.metadata import PackageNotFoundError, version
 
 LIGHTNING_COMMANDS = {
     "fit": "pretrain (each run in its own folder under trainer.default_root_dir, default runs/)",
-    "validate": "validate a checkpoint (LightningCLI)",
+    "validate": "pretext losses on shapes held out of pretraining (data.val_fraction) and the probe's "
+                "CV accuracy on its train split; the test split untouched",
     "test": "probe a checkpoint (or the random initialisation) on the probe's test split",
-    "predict": "LightningCLI's predict",
 }
 """LightningCLI's subcommands of pretraining (:mod:`lightning_modules.commands.cli`)."""
 
@@ -38,6 +38,12 @@ OWN_COMMANDS = {
                 "fine-tune for part segmentation (fit|validate|test): Inst./Cls. mIoU, val split selects, test once"),
 }
 """Subcommands beside LightningCLI's: the module that runs each, and its line in the command list."""
+
+NOT_COMMANDS = {
+    "predict": "pointdwc predict is not a command: features of a checkpoint are written by "
+               "pointdwc embed --ckpt_path CKPT [ROOT] --out features.h5 (pointdwc embed --help)",
+}
+"""LightningCLI subcommands pointdwc does not offer, each answered with one line naming what to use (exit 2)."""
 
 COMMANDS = {**LIGHTNING_COMMANDS, **{name: text for name, (_, text) in OWN_COMMANDS.items()}}
 """Every subcommand of ``pointdwc`` with its one-line description, in the order ``--help`` lists them."""
@@ -79,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pointdwc {pointdwc_version()}")
         return 0
     command = argv[0]
+    if command in NOT_COMMANDS:
+        print(f"pointdwc: error: {NOT_COMMANDS[command]}", file=sys.stderr)
+        return 2
     if command in OWN_COMMANDS:
         return int(importlib.import_module(OWN_COMMANDS[command][0]).main(argv[1:]) or 0)
     if command in LIGHTNING_COMMANDS or command.startswith("-"):  # LightningCLI's options before a subcommand

@@ -185,6 +185,14 @@ def select_svm_c(
     choice (ties keep the smaller C); the scan stops once :data:`SVM_CV_PATIENCE` values
     in a row score below the best. The fold split is seeded: the choice is deterministic.
     """
+    return cross_validate_svm_c(train_x, train_y, folds, grid)[0]
+
+
+def cross_validate_svm_c(
+    train_x: np.ndarray, train_y: np.ndarray, folds: int = 5, grid: tuple[float, ...] = SVM_C_GRID
+) -> tuple[float, float | None]:
+    """:func:`select_svm_c`'s C and its cross-validated accuracy (%) on these samples (None
+    when they cannot be cross-validated: a class of one sample)."""
     from sklearn.model_selection import StratifiedKFold
 
     smallest = int(np.unique(train_y, return_counts=True)[1].min())
@@ -192,9 +200,9 @@ def select_svm_c(
         warnings.warn(
             f"svm_c=auto: a class has a single train sample, so C cannot be cross-validated; "
             f"using C={SVM_C_FALLBACK}",
-            stacklevel=2,
+            stacklevel=3,
         )
-        return SVM_C_FALLBACK
+        return SVM_C_FALLBACK, None
     splits = list(StratifiedKFold(min(folds, smallest), shuffle=True, random_state=0).split(train_x, train_y))
     best_c, best, worse = 0.0, -1, 0
     for c in sorted(grid):
@@ -205,7 +213,7 @@ def select_svm_c(
             worse += 1
             if worse >= SVM_CV_PATIENCE:
                 break
-    return float(best_c)
+    return float(best_c), 100.0 * best / len(train_y)
 
 
 def check_svm_c(c: float | str) -> float | Literal["auto"]:
@@ -285,7 +293,8 @@ def _gather_rows(local: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.n
 class LinearProbe(pl.Callback):
     """Probe the frozen (teacher) backbone with a linear SVM and kNN.
 
-    Runs every ``every_n_epochs`` epochs and at the end of ``fit``, and in ``test``.
+    Runs every ``every_n_epochs`` epochs and at the end of ``fit``, and in ``test``; in
+    ``validate`` only :meth:`cross_validate` on the train split (the test split is not read).
     Logs ``probe/svm_acc``, ``probe/svm_macc`` (mean per-class), ``probe/knn_acc``,
     ``probe/knn_macc`` (percent) and ``probe/svm_c``, or ``probe/<name>/...``. Warns when
     the SVM is at chance (with the collapse monitor's verdict, if it has one).
@@ -395,7 +404,8 @@ class LinearProbe(pl.Callback):
                     logger.experiment.define_metric(self.key("svm_c"), summary="last")
         trainer.strategy.barrier("probe-data")
         self._split("train")
-        self._split("test")
+        if stage != "validate":  # validate never reads the test split (:meth:`cross_validate`)
+            self._split("test")
 
     def _features(
         self, backbone: PointBackbone, split: PointCloudSplit, device: torch.device, name: str = "probe"
@@ -486,6 +496,47 @@ class LinearProbe(pl.Callback):
         print_rank_zero(f"protocol {self.protocol()}")
         for metric, value in self.last.metrics().items():
             print_rank_zero(f"{self.key(metric)} {format_metric(metric, value)}")
+
+    # ------------------------------------------------------------------ validate: the train split only
+    def validation_protocol(self) -> str:
+        """The protocol line of :meth:`cross_validate` (``pointdwc validate``)."""
+        net = "teacher" if self.use_teacher else "student"
+        subset = (f" (at most {self.max_per_class} shapes per class, seeded subset)"
+                  if self.max_per_class is not None else "")
+        if self.svm_c == "auto":
+            how = (f"accuracy of the best C by stratified {self.svm_folds}-fold CV on the train split "
+                   "(C chosen on the same folds: optimistic)")
+        else:
+            how = f"fixed C={self.svm_c:g}, accuracy by stratified {self.svm_folds}-fold CV on the train split"
+        return (
+            f"{self.key('*')}: frozen {net}, {self.num_points} points, {self.data.describe()}, train split "
+            f"only{subset}; linear SVM on standardised features, {how}; test split untouched"
+        )
+
+    def cross_validate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
+        """Cross-validated SVM accuracy on the probe's train split (the test split is never read):
+        ``cv_svm_acc`` (%) and ``cv_svm_c`` by metric name, the same on every rank."""
+        net = pl_module.teacher if self.use_teacher else pl_module.student
+        train = self._split("train")
+        feats = self._features(net.backbone, train, pl_module.device, "train")
+        result: list[dict[str, float] | None] = [None]
+        if trainer.is_global_zero:
+            grid = SVM_C_GRID if self.svm_c == "auto" else (float(self.svm_c),)
+            c, acc = cross_validate_svm_c(feats, train.labels, self.svm_folds, grid)
+            result = [{"cv_svm_c": c, **({"cv_svm_acc": acc} if acc is not None else {})}]
+        if is_distributed():
+            torch_dist.broadcast_object_list(result, src=0)
+        assert result[0] is not None
+        return result[0]
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """In ``pointdwc validate`` (not in fit's validation loop, which has its own probe):
+        :meth:`cross_validate` and its protocol line."""
+        if trainer.sanity_checking or trainer.state.fn != "validate":
+            return
+        for metric, value in self.cross_validate(trainer, pl_module).items():
+            pl_module.log(self.key(metric), value, sync_dist=True)
+        print_rank_zero(f"protocol {self.validation_protocol()}")
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._log(pl_module, self.run(trainer, pl_module))

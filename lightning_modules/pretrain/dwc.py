@@ -293,6 +293,15 @@ class DistillationWithContrast(pl.LightningModule):
         """Pretext losses on the test split (the probe callback adds its accuracies)."""
         self._eval_step(batch, "test")
 
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        """Pretext losses on the shapes held out of training (``data.val_fraction``), logged as
+        ``val/loss``, ``val/loss_distill``, ``val/loss_contrast`` (epoch means).
+
+        The losses of :meth:`training_step` on the same kind of views, with nothing updated
+        (no parameters, no EMA, no centre) and the final teacher temperature (not the warm-up's),
+        so figures of any step, in ``fit`` or ``pointdwc validate``, compare."""
+        self._eval_step(batch, "val")
+
     def _eval_step(self, batch: dict[str, Tensor], stage: str) -> None:
         patches = self.student.group(batch["global"])
         teacher_out = self.teacher(batch["global"], patches)
