@@ -23,6 +23,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
+from backbones.pretrained import PretrainedError
 from configs import shipped_config
 from datamodules.errors import DataError
 from datamodules.pointcloud import PointCloudDataModule
@@ -30,6 +31,7 @@ from lightning_modules.checkpoint_encoder import CONFIG_KEY
 from lightning_modules.dist import print_rank_zero
 from lightning_modules.pretrain.dwc import DistillationWithContrast
 from lightning_modules.evaluation.probe import LinearProbe, format_metric
+from lightning_modules.commands.inputs import check_checkpoint_file, check_wandb_login, discard_unused_run_folder
 from lightning_modules.commands.run_folder import ENV_RUN_DIR, RunFolder, RunFolderError, choose_run_folder
 from lightning_modules.commands.wandb_runs import finish_wandb_runs
 
@@ -137,6 +139,12 @@ class PointDWCCLI(LightningCLI):
     run_folder: RunFolder | None = None
     """The folder of this run (None when building objects without a subcommand)."""
 
+    checkpoint_prefix: str = "teacher.backbone."
+    """What every weight name of a ``--ckpt_path`` this CLI reads may start with (checked before the run starts)."""
+
+    checkpoint_kind: str = "pointdwc pretraining"
+    """What such a checkpoint is, for the message refusing another file."""
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(LinearProbe, "probe")
         add_run_name_argument(parser)
@@ -169,11 +177,22 @@ class PointDWCCLI(LightningCLI):
         return choose_run_folder(config.trainer.get("default_root_dir"), config.get("name"), self.subcommand,
                                  config.get("ckpt_path"))
 
+    def check_inputs(self, config: Namespace) -> None:
+        """Refuse a bad ``--ckpt_path``, an online W&B logger without a key or a batch size below 1 before the
+        run folder exists."""
+        if config.get("ckpt_path"):
+            check_checkpoint_file(config.ckpt_path, "--ckpt_path", self.checkpoint_prefix, self.checkpoint_kind)
+        check_wandb_login(config.trainer.get("logger"))
+        batch_size = config.get("data", Namespace()).get("batch_size")
+        if isinstance(batch_size, int) and batch_size < 1:
+            raise DataError(f"data.batch_size must be at least 1, got {batch_size}")
+
     def before_instantiate_classes(self) -> None:
         """Choose (or, resuming, find) this run's folder and point the trainer's outputs at it."""
         if self.subcommand is None:  # objects built for a benchmark: it decides where they write
             return
         config = self.config[self.subcommand]
+        self.check_inputs(config)
         self._user_config = copy.deepcopy(config)
         self._user_config.name = None  # run.json keeps it; the saved config, reused, starts a new run
         run = self.choose_folder(config)
@@ -222,6 +241,10 @@ def run_cli(args: list[str] | None = None, run: bool = True) -> PointDWCCLI:
             args=args,
             run=run,
         )
+    except BaseException:  # a run that failed before writing anything leaves no folder behind
+        if os.environ.get(ENV_RUN_DIR) != inherited:
+            discard_unused_run_folder(os.environ.get(ENV_RUN_DIR))
+        raise
     finally:  # the next run of this process chooses its own folder
         if inherited is None:
             os.environ.pop(ENV_RUN_DIR, None)
@@ -235,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     try:
         run_cli(argv)
-    except (DataError, FloatingPointError, RunFolderError) as err:
+    except (DataError, PretrainedError, FloatingPointError, RunFolderError) as err:
         print(f"pointdwc: error: {err}", file=sys.stderr)
         return 1
     return 0

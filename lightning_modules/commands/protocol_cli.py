@@ -47,6 +47,7 @@ from lightning_modules.evaluation.protocol import (
     results_table,
     write_json,
 )
+from lightning_modules.commands.inputs import discard_unused_run_folder
 from lightning_modules.commands.run_folder import ENV_RUN_DIR, RunFolder, RunFolderError, choose_run_folder, new_wandb_id
 
 ENV_GROUP_DIR = "_POINTDWC_GROUP_DIR"
@@ -60,6 +61,9 @@ class ProtocolCLI(PointDWCCLI):
         spec: what selects a checkpoint and what is reported.
         *args, **kwargs: LightningCLI's.
     """
+
+    checkpoint_prefix = "backbone."
+    checkpoint_kind = "fine-tuning (of this command's fit)"
 
     def __init__(self, *args: Any, spec: ProtocolSpec, **kwargs: Any) -> None:
         self.spec = spec
@@ -255,6 +259,11 @@ def run_protocol_cli(
             model_class, datamodule_class, spec=spec, parser_kwargs=kwargs, save_config_callback=SaveAndLogConfig,
             save_config_kwargs={"overwrite": True}, args=args, run=run,
         )
+    except BaseException:  # a run that failed before writing anything leaves no folder (nor empty group) behind
+        for var in (ENV_RUN_DIR, ENV_GROUP_DIR):
+            if os.environ.get(var) != inherited[var]:
+                discard_unused_run_folder(os.environ.get(var))
+        raise
     finally:
         for var, value in inherited.items():
             if value is None:

@@ -1,0 +1,206 @@
+"""Bad input to every command: one line naming the file or field, a non-zero status, no traceback, nothing written.
+
+Each case runs ``pointdwc ARGV`` (:func:`lightning_modules.commands.entry.main`) in a temporary working
+directory and compares every file under it (path, size, mtime) before and after, so a leftover run
+folder or a replaced output fails the case. Every case fails before training starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lightning_modules.commands.entry import main
+
+TESTS = Path(__file__).parent
+TINY = str(TESTS / "tiny.yaml")
+TINY_FINETUNE = str(TESTS / "tiny_finetune.yaml")
+TINY_PARTSEG = str(TESTS / "tiny_partseg.yaml")
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The files a case may name (all under the working directory, except the shared checkpoint)."""
+
+    ckpt: str
+    data: str
+    missing: str
+    text: str
+    junk: str
+    foreign: str
+    nowhere: str
+    wrong_layout: str
+    existing_pt: str
+    existing_h5: str
+    existing_dir: str
+    bad_backbone: str
+
+
+def _inputs(tmp: Path, ckpt: Path, data: Path) -> Inputs:
+    """Write the bad files of the matrix into ``tmp``."""
+    (tmp / "notes.txt").write_text("this is not a checkpoint\n")
+    (tmp / "junk.ckpt").write_bytes(np.random.default_rng(0).bytes(4096))
+    torch.save({"weights": torch.zeros(3)}, tmp / "foreign.pt")
+    (tmp / "wrong").mkdir()
+    (tmp / "wrong" / "readme.md").write_text("no point clouds here\n")
+    (tmp / "existing.pt").write_bytes(b"keep me")
+    (tmp / "existing.h5").write_bytes(b"keep me too")
+    (tmp / "pictures").mkdir()
+    (tmp / "pictures" / "earlier.png").write_bytes(b"an earlier picture")
+    (tmp / "bad_backbone.yaml").write_text("model:\n  backbone:\n    class_path: backbones.NoSuchBackbone\n")
+    return Inputs(
+        ckpt=str(ckpt), data=str(data), missing=str(tmp / "missing.ckpt"), text=str(tmp / "notes.txt"),
+        junk=str(tmp / "junk.ckpt"), foreign=str(tmp / "foreign.pt"), nowhere=str(tmp / "nowhere"),
+        wrong_layout=str(tmp / "wrong"), existing_pt=str(tmp / "existing.pt"), existing_h5=str(tmp / "existing.h5"),
+        existing_dir=str(tmp / "pictures"), bad_backbone=str(tmp / "bad_backbone.yaml"),
+    )
+
+
+def _fit(i: Inputs, *args: str) -> list[str]:
+    return ["--config", TINY, "--data.root", i.data, "--trainer.fast_dev_run", "true", *args]
+
+
+def _finetune(i: Inputs, *args: str) -> list[str]:
+    return ["--config", TINY_FINETUNE, "--data.root", i.data, "--trainer.fast_dev_run", "true", *args]
+
+
+def _partseg(*args: str) -> list[str]:
+    return ["--config", TINY_PARTSEG, "--trainer.fast_dev_run", "true", *args]
+
+
+def _fewshot(i: Inputs, *args: str) -> list[str]:
+    return ["fewshot", "--data.root", i.data, "--way", "3", "--shot", "2", "--query", "2", "--folds", "1",
+            "--num_points", "256", *args]
+
+
+Case = tuple[Callable[[Inputs], list[str]], list[str]]
+"""The argv of a case, and the words its one error line must hold ("{name}" filled from :class:`Inputs`)."""
+
+CASES: dict[str, Case] = {
+    "fit-missing-ckpt": (lambda i: ["fit", *_fit(i, "--ckpt_path", i.missing)],
+                         ["--ckpt_path={missing}", "checkpoint not found"]),
+    "fit-random-bytes-ckpt": (lambda i: ["fit", *_fit(i, "--ckpt_path", i.junk)],
+                              ["{junk}", "not a readable PyTorch checkpoint"]),
+    "test-missing-ckpt": (lambda i: ["test", *_fit(i, "--ckpt_path", i.missing)],
+                          ["--ckpt_path={missing}", "checkpoint not found"]),
+    "test-text-ckpt": (lambda i: ["test", *_fit(i, "--ckpt_path", i.text)],
+                       ["{text}", "not a readable PyTorch checkpoint"]),
+    "test-foreign-torch-file": (lambda i: ["test", *_fit(i, "--ckpt_path", i.foreign)],
+                                ["--ckpt_path={foreign}", "'state_dict' is missing"]),
+    "validate-missing-ckpt": (lambda i: ["validate", *_fit(i, "--ckpt_path", i.missing)],
+                              ["--ckpt_path={missing}", "checkpoint not found"]),
+    "predict-random-bytes-ckpt": (lambda i: ["predict", *_fit(i, "--ckpt_path", i.junk)],
+                                  ["{junk}", "not a readable PyTorch checkpoint"]),
+    "fit-missing-data-root": (lambda i: ["fit", "--config", TINY, "--data.root", i.nowhere],
+                              ["{nowhere}"]),
+    "fit-wrong-data-layout": (lambda i: ["fit", "--config", TINY, "--data.root", i.wrong_layout],
+                              ["{wrong_layout}", "no known data set layout"]),
+    "fit-negative-batch-size": (lambda i: ["fit", *_fit(i, "--data.batch_size", "-4")],
+                                ["data.batch_size must be at least 1, got -4"]),
+    "fit-wandb-online-without-key": (
+        lambda i: ["fit", *_fit(i, "--trainer.logger.init_args.offline", "false")],
+        ["trainer.logger.init_args.offline=false", "run `wandb login`, set WANDB_API_KEY, or log offline"]),
+    "fit-unknown-backbone": (lambda i: ["fit", "--config", TINY, "--config", i.bad_backbone, "--data.root", i.data],
+                             ["backbones.NoSuchBackbone"]),
+    "embed-missing-ckpt": (lambda i: ["embed", i.data, "--ckpt_path", i.missing, "--out", "f.h5", "--quiet"],
+                           ["{missing}", "checkpoint not found"]),
+    "embed-text-ckpt": (lambda i: ["embed", i.data, "--ckpt_path", i.text, "--out", "f.h5", "--quiet"],
+                        ["{text}", "not a readable PyTorch checkpoint"]),
+    "embed-existing-out": (lambda i: ["embed", i.data, "--ckpt_path", i.ckpt, "--out", i.existing_h5, "--quiet"],
+                           ["--out={existing_h5}", "already exists", "--overwrite"]),
+    "embed-missing-data-root": (lambda i: ["embed", i.nowhere, "--ckpt_path", i.ckpt, "--out", "f.h5"],
+                                ["{nowhere}", "folder does not exist"]),
+    "embed-zero-batch-size": (lambda i: ["embed", i.data, "--ckpt_path", i.ckpt, "--out", "f.h5", "--batch_size", "0"],
+                              ["--batch_size must be at least 1, got 0"]),
+    "export-random-bytes-ckpt": (lambda i: ["export", "--ckpt_path", i.junk, "--out", "e.pt"],
+                                 ["{junk}", "not a readable PyTorch checkpoint"]),
+    "export-foreign-torch-file": (lambda i: ["export", "--ckpt_path", i.foreign, "--out", "e.pt"],
+                                  ["{foreign}", "'state_dict' is missing"]),
+    "export-existing-out": (lambda i: ["export", "--ckpt_path", i.ckpt, "--out", i.existing_pt],
+                            ["--out={existing_pt}", "already exists", "--overwrite"]),
+    "attention-missing-ckpt": (lambda i: ["attention", i.data, "--ckpt_path", i.missing, "--out", "pics"],
+                               ["{missing}", "checkpoint not found"]),
+    "attention-existing-out": (lambda i: ["attention", i.data, "--ckpt_path", i.ckpt, "--out", i.existing_dir],
+                               ["--out={existing_dir}", "already exists", "--overwrite"]),
+    "attention-zero-points": (lambda i: ["attention", i.data, "--ckpt_path", i.ckpt, "--out", "pics",
+                                         "--num_points", "0"], ["--num_points must be at least 1, got 0"]),
+    "finetune-missing-pretrained": (lambda i: ["finetune", "fit", *_finetune(i, "--ckpt", i.missing)],
+                                    ["{missing}", "pretrained file not found"]),
+    "finetune-foreign-pretrained": (lambda i: ["finetune", "fit", *_finetune(i, "--ckpt", i.foreign)],
+                                    ["{foreign}", "neither a pointdwc pretraining checkpoint"]),
+    "finetune-mismatched-architecture": (
+        lambda i: ["finetune", "fit", *_finetune(i, "--ckpt", i.ckpt, "--model.backbone.init_args.embed_dim", "48")],
+        ["{ckpt}", "embed_dim: 32 in the file vs 48 configured"]),
+    "finetune-test-pretraining-ckpt": (lambda i: ["finetune", "test", *_finetune(i, "--ckpt_path", i.ckpt)],
+                                       ["--ckpt_path={ckpt}", "no backbone.* weights", "not a fine-tuning"]),
+    "finetune-missing-data-root": (lambda i: ["finetune", "fit", "--config", TINY_FINETUNE, "--data.root", i.nowhere],
+                                   ["{nowhere}"]),
+    "partseg-mismatched-architecture": (
+        lambda i: ["partseg", "fit", *_partseg("--ckpt", i.ckpt, "--model.backbone.init_args.embed_dim", "48")],
+        ["{ckpt}", "embed_dim: 32 in the file vs 48 configured"]),
+    "partseg-test-text-ckpt": (lambda i: ["partseg", "test", *_partseg("--ckpt_path", i.text)],
+                               ["{text}", "not a readable PyTorch checkpoint"]),
+    "fewshot-random-bytes-ckpt": (lambda i: _fewshot(i, "--ckpt_path", i.junk),
+                                  ["{junk}", "not a readable"]),
+    "fewshot-missing-ckpt": (lambda i: _fewshot(i, "--ckpt_path", i.missing), ["{missing}", "not found"]),
+    "fewshot-missing-data-root": (lambda i: ["fewshot", "--data.root", i.nowhere, "--ckpt_path", i.ckpt],
+                                  ["{nowhere}"]),
+    "data-check-missing-root": (lambda i: ["data", "check", i.nowhere, "--quiet"], ["{nowhere}"]),
+    "data-check-wrong-layout": (lambda i: ["data", "check", i.wrong_layout, "--quiet"],
+                                ["{wrong_layout}", "no known data set layout"]),
+    "data-check-too-many-points": (lambda i: ["data", "check", i.data, "--num_points", "4096", "--quiet"],
+                                   ["fewer than the 4096 requested"]),
+}
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``folder`` (relative path) with its size and mtime in ns."""
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def run_pointdwc(argv: list[str]) -> int:
+    """``pointdwc ARGV``'s exit status (a usage error's SystemExit counted like a return)."""
+    try:
+        return main(argv)
+    except SystemExit as exit:
+        return exit.code if isinstance(exit.code, int) else 1
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_input_is_one_line_and_writes_nothing(
+    name: str, tiny_checkpoint: Path, tiny_modelnet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Non-zero status, one error line with the case's words, no traceback, every file under the cwd as it was."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("NETRC", raising=False)
+    if name == "fit-wandb-online-without-key":
+        monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    inputs = _inputs(tmp_path, tiny_checkpoint, tiny_modelnet)
+    build, words = CASES[name]
+    before = snapshot(tmp_path)
+    kept = {p: Path(p).read_bytes() for p in (inputs.existing_pt, inputs.existing_h5)}
+    capsys.readouterr()
+
+    status = run_pointdwc(build(inputs))
+
+    err = capsys.readouterr().err
+    assert status != 0, err
+    assert "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert errors, err
+    for word in words:
+        assert word.format(**vars(inputs)) in errors[0], err
+    assert snapshot(tmp_path) == before
+    assert {p: Path(p).read_bytes() for p in kept} == kept
+    assert not (tmp_path / "runs").exists()
