@@ -153,8 +153,10 @@ CASES: dict[str, Case] = {
     "data-check-missing-root": (lambda i: ["data", "check", i.nowhere, "--quiet"], ["{nowhere}"]),
     "data-check-wrong-layout": (lambda i: ["data", "check", i.wrong_layout, "--quiet"],
                                 ["{wrong_layout}", "no known data set layout"]),
-    "data-check-too-many-points": (lambda i: ["data", "check", i.data, "--num_points", "4096", "--quiet"],
-                                   ["fewer than the 4096 requested"]),
+    "data-check-old-flag-missing-root": (lambda i: ["data", "check", i.nowhere, "--num-points", "8", "--quiet"],
+                                         ["{nowhere}"]),
+    "export-old-positional-existing-out": (lambda i: ["export", i.ckpt, i.existing_pt],
+                                           ["--out={existing_pt}", "already exists", "--overwrite"]),
 }
 
 
@@ -198,7 +200,7 @@ def test_bad_input_is_one_line_and_writes_nothing(
     assert status != 0, err
     assert "Traceback" not in err, err
     errors = [line for line in err.splitlines() if "error:" in line]
-    assert errors, err
+    assert len(errors) == 1 and errors[0] == err.strip().splitlines()[-1], err  # one line, the last
     for word in words:
         assert word.format(**vars(inputs)) in errors[0], err
     assert snapshot(tmp_path) == before

@@ -15,7 +15,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from jsonargparse import Namespace
 from pytorch_lightning import LightningModule, Trainer
@@ -32,7 +32,7 @@ from lightning_modules.dist import print_rank_zero
 from lightning_modules.pretrain.dwc import DistillationWithContrast
 from lightning_modules.evaluation.probe import LinearProbe, format_metric
 from lightning_modules.commands.inputs import check_checkpoint_file, check_wandb_login, discard_unused_run_folder
-from lightning_modules.commands.run_folder import ENV_RUN_DIR, RunFolder, RunFolderError, choose_run_folder
+from lightning_modules.commands.run_folder import DEFAULT_ROOT, ENV_RUN_DIR, RunFolder, RunFolderError, choose_run_folder
 from lightning_modules.commands.wandb_runs import finish_wandb_runs
 
 DEFAULT_CONFIG = shipped_config("default.yaml")
@@ -133,6 +133,38 @@ def add_run_name_argument(parser: LightningArgumentParser) -> None:
     )
 
 
+def condense_parse_error(message: str) -> str:
+    """jsonargparse's many-line error as one line: the key, then the first reason that is not "expected None"."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if not lines:
+        return "invalid arguments"
+    head = lines[0].rstrip(":")
+    reasons: list[str] = []
+    for index, line in enumerate(lines[1:], start=1):
+        if line.startswith("- ") and "Expected a <class 'NoneType'>" not in line:
+            reasons = [line[2:].rstrip(":")]
+            for more in lines[index + 1:]:
+                if more.startswith(("- ", "Given value")):
+                    break
+                reasons.append(more)
+            break
+    if not reasons and len(lines) > 1 and not lines[1].startswith(("Given value", "Subtypes")):
+        reasons = [lines[1]]
+    return f"{head}: {' '.join(reasons)}" if reasons else head
+
+
+class OneLineErrorParser(LightningArgumentParser):
+    """A LightningCLI parser whose errors are one line (``PROG: error: …; see PROG --help``), exit status 2."""
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:  # noqa: D102
+        if not self.exit_on_error or callable(getattr(self, "_error_handler", None)):
+            super().error(message, ex)
+        parser = getattr(ex, "subcommand_parser", None) or self
+        prog = parser.prog.replace(" [options]", "")
+        print(f"{prog}: error: {condense_parse_error(message)}; see {prog} --help", file=sys.stderr)
+        raise SystemExit(2)
+
+
 class PointDWCCLI(LightningCLI):
     """LightningCLI with ``--probe.*`` and values that determine others linked."""
 
@@ -177,11 +209,42 @@ class PointDWCCLI(LightningCLI):
         return choose_run_folder(config.trainer.get("default_root_dir"), config.get("name"), self.subcommand,
                                  config.get("ckpt_path"))
 
+    _new_roots: list[Path] = []
+    """Folders above the run folder that this run created (removed again, if empty, when it fails)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """LightningCLI's (parse errors in one line); a run that fails before writing anything leaves no folder behind."""
+        kwargs.setdefault("parser_class", OneLineErrorParser)
+        try:
+            super().__init__(*args, **kwargs)
+        except BaseException:
+            self.discard_unused_folders()
+            raise
+
+    def folders_to_discard(self) -> list[Path]:
+        """The folders this run created that are removed when it fails holding nothing but ``run.json``."""
+        return [self.run_folder.path] if self.run_folder is not None and not self.run_folder.resumed else []
+
+    def discard_unused_folders(self) -> None:
+        """Remove this run's folders when they hold nothing but ``run.json``, then the empty roots it created."""
+        for folder in self.folders_to_discard():
+            discard_unused_run_folder(folder)
+        for folder in self._new_roots:
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+
+    def _parse_ckpt_path(self) -> None:
+        """Refuse a ``--ckpt_path`` that is not this CLI's checkpoint before Lightning reads its hyperparameters."""
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path:
+            check_checkpoint_file(ckpt_path, "--ckpt_path", self.checkpoint_prefix, self.checkpoint_kind)
+        super()._parse_ckpt_path()
+
     def check_inputs(self, config: Namespace) -> None:
-        """Refuse a bad ``--ckpt_path``, an online W&B logger without a key or a batch size below 1 before the
-        run folder exists."""
-        if config.get("ckpt_path"):
-            check_checkpoint_file(config.ckpt_path, "--ckpt_path", self.checkpoint_prefix, self.checkpoint_kind)
+        """Refuse an online W&B logger without a key or a batch size below 1 before the run folder exists."""
+        root = Path(config.trainer.get("default_root_dir") or DEFAULT_ROOT).expanduser().absolute()
+        self._new_roots = [folder for folder in (root, *root.parents) if not folder.exists()]
         check_wandb_login(config.trainer.get("logger"))
         batch_size = config.get("data", Namespace()).get("batch_size")
         if isinstance(batch_size, int) and batch_size < 1:
@@ -241,10 +304,6 @@ def run_cli(args: list[str] | None = None, run: bool = True) -> PointDWCCLI:
             args=args,
             run=run,
         )
-    except BaseException:  # a run that failed before writing anything leaves no folder behind
-        if os.environ.get(ENV_RUN_DIR) != inherited:
-            discard_unused_run_folder(os.environ.get(ENV_RUN_DIR))
-        raise
     finally:  # the next run of this process chooses its own folder
         if inherited is None:
             os.environ.pop(ENV_RUN_DIR, None)

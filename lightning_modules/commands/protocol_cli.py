@@ -47,7 +47,6 @@ from lightning_modules.evaluation.protocol import (
     results_table,
     write_json,
 )
-from lightning_modules.commands.inputs import discard_unused_run_folder
 from lightning_modules.commands.run_folder import ENV_RUN_DIR, RunFolder, RunFolderError, choose_run_folder, new_wandb_id
 
 ENV_GROUP_DIR = "_POINTDWC_GROUP_DIR"
@@ -76,6 +75,13 @@ class ProtocolCLI(PointDWCCLI):
     def subcommands() -> dict[str, set[str]]:
         """``fit``, ``validate`` and ``test`` (a supervised downstream module has no predict step)."""
         return {k: v for k, v in LightningCLI.subcommands().items() if k != "predict"}
+
+    _new_group: Path | None = None
+    """The group folder of several seeds this run created (discarded with the seed's folder if the run fails)."""
+
+    def folders_to_discard(self) -> list[Path]:
+        """The seed's folder, then the group folder this run created."""
+        return super().folders_to_discard() + ([self._new_group] if self._new_group is not None else [])
 
     # ------------------------------------------------------------------ arguments
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -124,6 +130,7 @@ class ProtocolCLI(PointDWCCLI):
             run = choose_run_folder(config.trainer.get("default_root_dir"), config.get("name"), "fit")
             group = str(run.path)
             os.environ[ENV_GROUP_DIR] = group
+            self._new_group = run.path
         seed = seeds[self._seed_index]
         folder = Path(group) / f"seed{seed}"
         run = RunFolder(folder, f"{Path(group).name}-seed{seed}", new_wandb_id(), "fit", time.strftime("%Y-%m-%dT%H:%M:%S"))
@@ -259,11 +266,6 @@ def run_protocol_cli(
             model_class, datamodule_class, spec=spec, parser_kwargs=kwargs, save_config_callback=SaveAndLogConfig,
             save_config_kwargs={"overwrite": True}, args=args, run=run,
         )
-    except BaseException:  # a run that failed before writing anything leaves no folder (nor empty group) behind
-        for var in (ENV_RUN_DIR, ENV_GROUP_DIR):
-            if os.environ.get(var) != inherited[var]:
-                discard_unused_run_folder(os.environ.get(var))
-        raise
     finally:
         for var, value in inherited.items():
             if value is None:
