@@ -206,3 +206,94 @@ def test_bad_input_is_one_line_and_writes_nothing(
     assert snapshot(tmp_path) == before
     assert {p: Path(p).read_bytes() for p in kept} == kept
     assert not (tmp_path / "runs").exists()
+
+
+# ---------------------------------------------------------------------- --overwrite, old spellings, the checks alone
+def test_overwrite_replaces_an_existing_output(tiny_checkpoint: Path, tiny_modelnet: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """With --overwrite, export, embed and attention replace what was there (and leave no temporary file)."""
+    monkeypatch.chdir(tmp_path)
+    exported, features, pictures = tmp_path / "e.pt", tmp_path / "f.h5", tmp_path / "pics"
+    exported.write_bytes(b"old")
+    features.write_bytes(b"old")
+    pictures.mkdir()
+    (pictures / "earlier.png").write_bytes(b"old")
+    assert main(["export", "--ckpt_path", str(tiny_checkpoint), "--out", str(exported), "--overwrite"]) == 0
+    assert torch.load(exported, weights_only=True)["format"] == "pointdwc-backbone"
+    assert main(["embed", str(tiny_modelnet), "--ckpt_path", str(tiny_checkpoint), "--out", str(features),
+                 "--num_points", "256", "--splits", "test", "--quiet", "--overwrite"]) == 0
+    assert features.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
+    assert main(["attention", str(tiny_modelnet), "--ckpt_path", str(tiny_checkpoint), "--out", str(pictures),
+                 "--num_points", "256", "--index", "0", "--views", "1", "--image_size", "32", "--overwrite"]) == 0
+    assert len(list(pictures.glob("*.png"))) == 2
+    assert not [p for p in tmp_path.rglob(".*tmp-*")]
+
+
+def test_old_spellings_work_with_one_notice(tiny_checkpoint: Path, tiny_modelnet: Path, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """--num-points (data), --ckpt (fewshot) and export's positional CKPT OUT still work, with one line on stderr."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["data", "check", str(tiny_modelnet), "--num-points", "512", "--quiet"]) == 0
+    assert "pointdwc data: --num-points is deprecated, use --num_points" in capsys.readouterr().err
+    assert main(["export", str(tiny_checkpoint), str(tmp_path / "e.pt")]) == 0
+    err = capsys.readouterr().err
+    assert "pointdwc export: positional CKPT OUT is deprecated, use --ckpt_path CKPT --out OUT" in err
+    assert main(["fewshot", "--ckpt", str(tmp_path / "missing.ckpt")]) == 1
+    err = capsys.readouterr().err
+    assert "pointdwc fewshot: --ckpt is deprecated, use --ckpt_path" in err
+    assert "missing.ckpt: pretrained file not found" in err
+
+
+def test_wandb_key_is_found_without_importing_wandb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An online WandbLogger passes with WANDB_API_KEY or a netrc entry, and offline / WANDB_MODE=offline always."""
+    from jsonargparse import Namespace
+
+    from datamodules.errors import DataError
+    from lightning_modules.commands.inputs import check_wandb_login
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for var in ("WANDB_API_KEY", "WANDB_MODE", "NETRC", "WANDB_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    online = Namespace(class_path="pytorch_lightning.loggers.WandbLogger", init_args=Namespace(offline=False))
+    offline = Namespace(class_path="pytorch_lightning.loggers.WandbLogger", init_args=Namespace(offline=True))
+    with pytest.raises(DataError, match="run `wandb login`, set WANDB_API_KEY, or log offline"):
+        check_wandb_login(online)
+    check_wandb_login([offline, False])
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    check_wandb_login(online)
+    monkeypatch.delenv("WANDB_MODE")
+    (tmp_path / ".netrc").write_text("machine api.wandb.ai\n  login user\n  password secret\n")
+    check_wandb_login(online)
+    (tmp_path / ".netrc").unlink()
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    check_wandb_login(online)
+
+
+def test_a_run_folder_is_removed_only_when_it_holds_nothing_but_run_json(tmp_path: Path) -> None:
+    """run.json (and empty folders) only: removed; anything else written: kept."""
+    from lightning_modules.commands.inputs import discard_unused_run_folder
+
+    empty, used = tmp_path / "a", tmp_path / "b"
+    (empty / "checkpoints").mkdir(parents=True)
+    (empty / "run.json").write_text("{}")
+    (used / "checkpoints").mkdir(parents=True)
+    (used / "run.json").write_text("{}")
+    (used / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    assert discard_unused_run_folder(empty) and not empty.exists()
+    assert not discard_unused_run_folder(used) and (used / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_a_parse_error_is_one_line() -> None:
+    """jsonargparse's Union report is condensed to the key and the first real reason."""
+    from lightning_modules.commands.cli import condense_parse_error
+
+    message = ('Parser key "model.backbone":\n  Does not validate against any of the Union subtypes\n  Subtypes: [a, b]\n'
+               "  Errors:\n    - Problem with given class_path 'backbones.Nope':\n        module 'backbones' has no "
+               "attribute 'Nope'\n    - Expected a <class 'NoneType'>\n  Given value type: <class 'dict'>\n")
+    assert condense_parse_error(message) == (
+        "Parser key \"model.backbone\": Problem with given class_path 'backbones.Nope': module 'backbones' has no "
+        "attribute 'Nope'"
+    )
+    assert condense_parse_error('Parser key "data.batch_size":\n  Expected a <class \'int\'>. Got value: x') == (
+        'Parser key "data.batch_size": Expected a <class \'int\'>. Got value: x'
+    )

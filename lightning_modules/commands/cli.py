@@ -150,7 +150,8 @@ def condense_parse_error(message: str) -> str:
             break
     if not reasons and len(lines) > 1 and not lines[1].startswith(("Given value", "Subtypes")):
         reasons = [lines[1]]
-    return f"{head}: {' '.join(reasons)}" if reasons else head
+    reason = reasons[0] + (f": {' '.join(reasons[1:])}" if len(reasons) > 1 else "") if reasons else ""
+    return f"{head}: {reason}" if reason else head
 
 
 class OneLineErrorParser(LightningArgumentParser):
@@ -293,6 +294,7 @@ def run_cli(args: list[str] | None = None, run: bool = True) -> PointDWCCLI:
     kwargs: dict[str, Any] = {"default_config_files": defaults}
     if run:
         kwargs = {sub: {"default_config_files": defaults} for sub in subcommands}
+        kwargs["prog"] = "pointdwc"
     inherited = os.environ.get(ENV_RUN_DIR)
     try:
         return PointDWCCLI(
