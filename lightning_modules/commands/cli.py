@@ -133,6 +133,10 @@ def add_run_name_argument(parser: LightningArgumentParser) -> None:
     )
 
 
+LIGHTNING_CKPT_NAMES = ("best", "last", "hpc", "registry")
+"""``--ckpt_path`` values Lightning resolves itself (not files): left to Lightning."""
+
+
 def condense_parse_error(message: str) -> str:
     """jsonargparse's many-line error as one line: the key, then the first reason that is not "expected None"."""
     lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
@@ -238,7 +242,7 @@ class PointDWCCLI(LightningCLI):
         """Refuse a ``--ckpt_path`` that is not this CLI's checkpoint before Lightning reads its hyperparameters."""
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if ckpt_path:
+        if ckpt_path and ckpt_path not in LIGHTNING_CKPT_NAMES:
             check_checkpoint_file(ckpt_path, "--ckpt_path", self.checkpoint_prefix, self.checkpoint_kind)
         super()._parse_ckpt_path()
 

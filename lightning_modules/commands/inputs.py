@@ -52,16 +52,18 @@ def check_checkpoint_file(path: str | os.PathLike, field: str, prefix: str, kind
         PretrainedError: one line naming the file, the option and what is wrong with it.
     """
     file = Path(path).expanduser()
+    todo = f"give a {kind} checkpoint (a .ckpt under a run's checkpoints/ folder)"
     if not file.is_file():
-        raise PretrainedError(f"{field}={path}: checkpoint not found")
-    payload = load_torch_file(file, f"PyTorch checkpoint (given as {field})", "checkpoint not found")
+        raise PretrainedError(f"{field}={path}: checkpoint not found; {todo}")
+    try:
+        payload = load_torch_file(file, f"PyTorch checkpoint (given as {field})", "checkpoint not found")
+    except PretrainedError as err:
+        raise PretrainedError(f"{err}; {todo}") from None
     state = payload.get("state_dict") if isinstance(payload, dict) else None
     if not isinstance(state, dict):
-        raise PretrainedError(f"{field}={path}: field 'state_dict' is missing: not a Lightning checkpoint")
+        raise PretrainedError(f"{field}={path}: field 'state_dict' is missing: not a Lightning checkpoint; {todo}")
     if not any(str(key).startswith(prefix) for key in state):
-        raise PretrainedError(
-            f"{field}={path}: field 'state_dict' has no {prefix}* weights: not a {kind} checkpoint"
-        )
+        raise PretrainedError(f"{field}={path}: field 'state_dict' has no {prefix}* weights: not a {kind} checkpoint; {todo}")
 
 
 def _netrc_has_wandb(home: Path) -> bool:

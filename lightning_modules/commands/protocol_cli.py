@@ -62,7 +62,7 @@ class ProtocolCLI(PointDWCCLI):
     """
 
     checkpoint_prefix = "backbone."
-    checkpoint_kind = "fine-tuning (of this command's fit)"
+    checkpoint_kind = "fine-tuning"
 
     def __init__(self, *args: Any, spec: ProtocolSpec, **kwargs: Any) -> None:
         self.spec = spec
