@@ -239,15 +239,19 @@ class PointDWCCLI(LightningCLI):
                 folder.rmdir()
 
     def _parse_ckpt_path(self) -> None:
-        """Refuse a ``--ckpt_path`` that is not this CLI's checkpoint before Lightning reads its hyperparameters."""
+        """:meth:`check_inputs` first: the earliest hook after parsing, before Lightning reads the checkpoint's
+        hyperparameters, seeds or builds anything."""
         subcommand = self.config.get("subcommand")
-        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if ckpt_path and ckpt_path not in LIGHTNING_CKPT_NAMES:
-            check_checkpoint_file(ckpt_path, "--ckpt_path", self.checkpoint_prefix, self.checkpoint_kind)
+        if subcommand:
+            self.check_inputs(self.config[subcommand])
         super()._parse_ckpt_path()
 
     def check_inputs(self, config: Namespace) -> None:
-        """Refuse an online W&B logger without a key or a batch size below 1 before the run folder exists."""
+        """Refuse a ``--ckpt_path`` that is not this CLI's checkpoint, an online W&B logger without a key or a
+        batch size below 1, before anything is written (the run folder included)."""
+        ckpt_path = config.get("ckpt_path")
+        if ckpt_path and ckpt_path not in LIGHTNING_CKPT_NAMES:
+            check_checkpoint_file(ckpt_path, "--ckpt_path", self.checkpoint_prefix, self.checkpoint_kind)
         root = Path(config.trainer.get("default_root_dir") or DEFAULT_ROOT).expanduser().absolute()
         self._new_roots = [folder for folder in (root, *root.parents) if not folder.exists()]
         check_wandb_login(config.trainer.get("logger"))
@@ -260,7 +264,6 @@ class PointDWCCLI(LightningCLI):
         if self.subcommand is None:  # objects built for a benchmark: it decides where they write
             return
         config = self.config[self.subcommand]
-        self.check_inputs(config)
         self._user_config = copy.deepcopy(config)
         self._user_config.name = None  # run.json keeps it; the saved config, reused, starts a new run
         run = self.choose_folder(config)
