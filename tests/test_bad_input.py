@@ -212,8 +212,9 @@ def test_bad_input_is_one_line_and_writes_nothing(
 
 
 # ---------------------------------------------------------------------- --overwrite, old spellings, the checks alone
-def test_overwrite_replaces_an_existing_output(tiny_checkpoint: Path, tiny_modelnet: Path, tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_overwrite_replaces_an_existing_output(
+    tiny_checkpoint: Path, tiny_modelnet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With --overwrite, export, embed and attention replace what was there (and leave no temporary file)."""
     monkeypatch.chdir(tmp_path)
     exported, features, pictures = tmp_path / "e.pt", tmp_path / "f.h5", tmp_path / "pics"
@@ -232,8 +233,10 @@ def test_overwrite_replaces_an_existing_output(tiny_checkpoint: Path, tiny_model
     assert not [p for p in tmp_path.rglob(".*tmp-*")]
 
 
-def test_old_spellings_work_with_one_notice(tiny_checkpoint: Path, tiny_modelnet: Path, tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_old_spellings_work_with_one_notice(
+    tiny_checkpoint: Path, tiny_modelnet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """--num-points (data), --ckpt (fewshot) and export's positional CKPT OUT still work, with one line on stderr."""
     monkeypatch.chdir(tmp_path)
     assert main(["data", "check", str(tiny_modelnet), "--num-points", "512", "--quiet"]) == 0
@@ -290,7 +293,8 @@ def test_a_parse_error_is_one_line() -> None:
     """jsonargparse's Union report is condensed to the key and the first real reason."""
     from lightning_modules.commands.cli import condense_parse_error
 
-    message = ('Parser key "model.backbone":\n  Does not validate against any of the Union subtypes\n  Subtypes: [a, b]\n'
+    message = ('Parser key "model.backbone":\n  Does not validate against any of the Union subtypes\n'
+               "  Subtypes: [a, b]\n"
                "  Errors:\n    - Problem with given class_path 'backbones.Nope':\n        module 'backbones' has no "
                "attribute 'Nope'\n    - Expected a <class 'NoneType'>\n  Given value type: <class 'dict'>\n")
     assert condense_parse_error(message) == (

@@ -218,7 +218,8 @@ class PointDWCCLI(LightningCLI):
     """Folders above the run folder that this run created (removed again, if empty, when it fails)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        """LightningCLI's (parse errors in one line); a run that fails before writing anything leaves no folder behind."""
+        """LightningCLI's, with parse errors in one line; a run that fails before writing anything leaves no
+        folder behind."""
         kwargs.setdefault("parser_class", OneLineErrorParser)
         try:
             super().__init__(*args, **kwargs)

@@ -111,7 +111,8 @@ def run_prepare(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``pointdwc data ...``; returns the exit status."""
-    args = build_parser().parse_args(renamed_flags(list(argv if argv is not None else sys.argv[1:]), RENAMED, "pointdwc data"))
+    argv = list(argv if argv is not None else sys.argv[1:])
+    args = build_parser().parse_args(renamed_flags(argv, RENAMED, "pointdwc data"))
     try:
         return run_check(args) if args.command == "check" else run_prepare(args)
     except DataError as err:

@@ -55,7 +55,7 @@ def paths_of(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple
 def export(
     ckpt_path: Path, out: Path, network: str = "teacher", config: list[Path] | None = None, overwrite: bool = False
 ) -> Path:
-    """Write ``network``'s backbone of ``ckpt_path`` to ``out`` (an existing one only with ``overwrite``); return ``out``."""
+    """Write ``network``'s backbone of ``ckpt_path`` to ``out`` (replacing one only with ``overwrite``); return it."""
     if out.expanduser().absolute() == ckpt_path.expanduser().absolute():
         raise PretrainedError(f"{out}: the output would overwrite the checkpoint; choose another file")
     refuse_existing_output(out.expanduser(), overwrite, "--out")

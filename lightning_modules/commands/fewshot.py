@@ -301,7 +301,8 @@ def run(args: Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Entry of ``pointdwc fewshot``; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(renamed_flags(list(argv if argv is not None else sys.argv[1:]), RENAMED, "pointdwc fewshot"))
+    argv = list(argv if argv is not None else sys.argv[1:])
+    args = parser.parse_args(renamed_flags(argv, RENAMED, "pointdwc fewshot"))
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     try:
         args = parser.instantiate_classes(args)

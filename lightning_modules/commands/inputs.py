@@ -63,7 +63,9 @@ def check_checkpoint_file(path: str | os.PathLike, field: str, prefix: str, kind
     if not isinstance(state, dict):
         raise PretrainedError(f"{field}={path}: field 'state_dict' is missing: not a Lightning checkpoint; {todo}")
     if not any(str(key).startswith(prefix) for key in state):
-        raise PretrainedError(f"{field}={path}: field 'state_dict' has no {prefix}* weights: not a {kind} checkpoint; {todo}")
+        raise PretrainedError(
+            f"{field}={path}: field 'state_dict' has no {prefix}* weights: not a {kind} checkpoint; {todo}"
+        )
 
 
 def _netrc_has_wandb(home: Path) -> bool:
