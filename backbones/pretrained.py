@@ -1,6 +1,6 @@
 """A pretrained backbone as a plain PyTorch file: class path, init args and weights.
 
-``pointdwc export CKPT encoder.pt`` writes one; :func:`load_pretrained` turns it back into
+``pointdwc export --ckpt_path CKPT --out encoder.pt`` writes one; :func:`load_pretrained` turns it back into
 the ready ``nn.Module`` (eval mode) with nothing but PyTorch and this package::
 
     from backbones import load_pretrained

@@ -108,7 +108,7 @@ def fewshot_run(set_name: str, protocol: str, way: int, shot: int, query: int, f
     argv = ["--way", str(way), "--shot", str(shot), "--query", str(query), "--folds", str(folds), "--seed", str(seed),
             "--protocol", protocol, "--out", str(workdir), *dataset_args(set_name)]
     if ckpt is not None:
-        argv += ["--ckpt", ckpt, "--baseline", "true"]
+        argv += ["--ckpt_path", ckpt, "--baseline", "true"]
     for item in sets:
         argv += ["--set", item]
     parser = build_parser()

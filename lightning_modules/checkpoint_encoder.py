@@ -259,7 +259,7 @@ def read_source(path: str | os.PathLike, network: Network | None = None) -> Sour
         if network is not None and network != held:
             raise PretrainedError(
                 f"{path}: field 'network' is {held!r}: this exported file holds the {held}'s backbone, not the "
-                f"{network}'s; export the {network} (`pointdwc export CKPT OUT.pt --network {network}`) or pass the checkpoint"
+                f"{network}'s; export the {network} (`pointdwc export --ckpt_path CKPT --out OUT.pt --network {network}`) or pass the checkpoint"
             )
         step = exported.get("global_step")
         origin = BackboneOrigin("exported", str(path), held, file_sha256(path), step if isinstance(step, int) else None)

@@ -37,7 +37,7 @@ def folders(tmp_path: Path, tiny_modelnet: Path) -> dict[str, Path]:
 
 def test_check_each_format_prints_a_summary_and_writes_nothing(tmp_path, tiny_modelnet, cache, capsys) -> None:
     for name, root in folders(tmp_path, tiny_modelnet).items():
-        assert data_main(["check", str(root), "--num-points", "128", "--quiet"]) == 0, capsys.readouterr()
+        assert data_main(["check", str(root), "--num_points", "128", "--quiet"]) == 0, capsys.readouterr()
         out = capsys.readouterr().out
         assert name in out and "usable" in out and "NOT usable" not in out
         assert "train" in out and "test" in out and "radius" in out
@@ -57,7 +57,7 @@ def test_check_reports_each_problem_and_fails(tmp_path, cache, capsys) -> None:
 
 
 def test_check_requested_points_and_unknown_folders(tmp_path, tiny_modelnet, capsys) -> None:
-    assert data_main(["check", str(tiny_modelnet), "--num-points", "2048", "--quiet"]) == 1
+    assert data_main(["check", str(tiny_modelnet), "--num_points", "2048", "--quiet"]) == 1
     assert "fewer than the 2048 requested" in capsys.readouterr().out
     assert data_main(["check", str(tmp_path / "nope")]) == 1
     assert "nope: data root does not exist" in capsys.readouterr().err

@@ -22,7 +22,7 @@ TINY = str(Path(__file__).parent / "tiny_finetune.yaml")
 def test_frozen_protocol_on_drawn_folds_with_a_baseline(tiny_modelnet, tiny_checkpoint, tmp_path, capsys) -> None:
     encoder = export(tiny_checkpoint, tmp_path / "encoder.pt")
     out = tmp_path / "out"
-    args = ["--ckpt", str(encoder), "--data.root", str(tiny_modelnet), "--way", "3", "--shot", "4", "--query", "3",
+    args = ["--ckpt_path", str(encoder), "--data.root", str(tiny_modelnet), "--way", "3", "--shot", "4", "--query", "3",
             "--folds", "3", "--seed", "1", "--num_points", "256", "--out", str(out)]
     assert fewshot_main(args) == 0
     printed = capsys.readouterr().out
@@ -55,7 +55,7 @@ def test_released_folds_frozen_and_fine_tuned(tmp_path, tiny_checkpoint, capsys)
     assert "released folds (0, 1)" in frozen["folds"]
 
     out = tmp_path / "finetuned"
-    args = [*common, "--protocol", "finetune", "--ckpt", str(tiny_checkpoint), "--config", TINY, "--set",
+    args = [*common, "--protocol", "finetune", "--ckpt_path", str(tiny_checkpoint), "--config", TINY, "--set",
             "trainer.max_epochs=1", "--set", "data.batch_size=6", "--out", str(out)]
     assert fewshot_main(args) == 0
     printed = capsys.readouterr().out
@@ -86,6 +86,6 @@ def test_bad_requests_are_one_message(tiny_modelnet, tiny_checkpoint, tmp_path, 
     root = write_modelnet_fewshot(tmp_path / "ModelNetFewshot", [(5, 10)], folds=1, points=64)
     assert "no 10way_20shot/ folder" in error(["--root", str(root), "--way", "10", "--shot", "20"])
     assert "--num_points=1024 but the clouds" in error(["--root", str(root), "--way", "5", "--shot", "10"])
-    args = ["--root", str(root), "--way", "5", "--shot", "10", "--protocol", "finetune", "--config", TINY, "--ckpt",
+    args = ["--root", str(root), "--way", "5", "--shot", "10", "--protocol", "finetune", "--config", TINY, "--ckpt_path",
             str(tiny_checkpoint), "--set", "model.backbone.init_args.embed_dim=48"]
     assert "embed_dim: 32 in the file vs 48 configured" in error(args)

@@ -10,7 +10,8 @@ Clouds come from the same inputs as ``pointdwc embed`` (a data set, its ``--spli
 folder of point files / meshes) and are chosen by ``--index`` (positions in the split or
 the folder's sorted file list) and/or ``--class`` (the first ``--per_class`` clouds of each
 named class); by default one cloud of each of the first four classes (or the first four
-files). Files are written to ``--out`` only, named after the clouds (``<class>_<name>.png``).
+files). Files are written to ``--out`` only, named after the clouds (``<class>_<name>.png``); a
+``--out`` that exists and is not an empty folder is written into only with ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from lightning_modules.commands.embed import (
     require_at_least_one,
     resolve_input,
 )
+from lightning_modules.commands.inputs import refuse_existing_output, replace_atomically
 from lightning_modules.pictures.render import colormap, render_points, tile
 from lightning_modules.pictures.visuals import cls_attention_per_point
 
@@ -155,8 +157,9 @@ def run(args: Any) -> list[Path]:
 
     require_at_least_one((("--num_points", args.num_points), ("--views", args.views),
                           ("--image_size", args.image_size), ("--per_class", args.per_class)))
-    source = resolve_input(args.root, args.dataset, args.format, args.num_points, True, "random")
     out = Path(args.out).expanduser().absolute()
+    refuse_existing_output(out, args.overwrite or (out.is_dir() and not any(out.iterdir())), "--out")
+    source = resolve_input(args.root, args.dataset, args.format, args.num_points, True, "random")
     refuse_out_inside_input(out, source)
     device = choose_device(args.device)
     encoder = load_checkpoint_encoder(args.ckpt_path, args.network, args.config)
@@ -167,8 +170,7 @@ def run(args: Any) -> list[Path]:
     for sample in samples:
         maps = attention_maps(backbone, sample.cloud, device)
         picture = attention_picture(sample.cloud, maps, args.views, args.image_size, args.elevation)
-        path = out / file_name(sample)
-        Image.fromarray(picture).save(path)
+        path = replace_atomically(out / file_name(sample), lambda tmp: Image.fromarray(picture).save(tmp, format="PNG"))
         written.append(path)
     heads = maps.shape[0] if samples else 0
     print(f"wrote {len(written)} pictures to {out} ({heads} heads + mean per row, {args.views} views; "

@@ -16,7 +16,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from jsonargparse import Namespace
 from pytorch_lightning import LightningModule, Trainer
@@ -24,6 +24,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint, ModelSummary, ProgressB
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
+from backbones.pretrained import PretrainedError
 from configs import shipped_config
 from datamodules.errors import DataError
 from datamodules.pointcloud import PointCloudDataModule, no_validation_split_message
@@ -31,7 +32,8 @@ from lightning_modules.checkpoint_encoder import CONFIG_KEY
 from lightning_modules.dist import print_rank_zero
 from lightning_modules.pretrain.dwc import DistillationWithContrast
 from lightning_modules.evaluation.probe import LinearProbe, format_metric
-from lightning_modules.commands.run_folder import ENV_RUN_DIR, RunFolder, RunFolderError, choose_run_folder
+from lightning_modules.commands.inputs import check_checkpoint_file, check_wandb_login, discard_unused_run_folder
+from lightning_modules.commands.run_folder import DEFAULT_ROOT, ENV_RUN_DIR, RunFolder, RunFolderError, choose_run_folder
 from lightning_modules.commands.wandb_runs import finish_wandb_runs
 
 DEFAULT_CONFIG = shipped_config("default.yaml")
@@ -151,11 +153,54 @@ def check_validate_has_split(config: Namespace) -> None:
         raise DataError(no_validation_split_message())
 
 
+LIGHTNING_CKPT_NAMES = ("best", "last", "hpc", "registry")
+"""``--ckpt_path`` values Lightning resolves itself (not files): left to Lightning."""
+
+
+def condense_parse_error(message: str) -> str:
+    """jsonargparse's many-line error as one line: the key, then the first reason that is not "expected None"."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if not lines:
+        return "invalid arguments"
+    head = lines[0].rstrip(":")
+    reasons: list[str] = []
+    for index, line in enumerate(lines[1:], start=1):
+        if line.startswith("- ") and "Expected a <class 'NoneType'>" not in line:
+            reasons = [line[2:].rstrip(":")]
+            for more in lines[index + 1:]:
+                if more.startswith(("- ", "Given value")):
+                    break
+                reasons.append(more)
+            break
+    if not reasons and len(lines) > 1 and not lines[1].startswith(("Given value", "Subtypes")):
+        reasons = [lines[1]]
+    reason = reasons[0] + (f": {' '.join(reasons[1:])}" if len(reasons) > 1 else "") if reasons else ""
+    return f"{head}: {reason}" if reason else head
+
+
+class OneLineErrorParser(LightningArgumentParser):
+    """A LightningCLI parser whose errors are one line (``PROG: error: …; see PROG --help``), exit status 2."""
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:  # noqa: D102
+        if not self.exit_on_error or callable(getattr(self, "_error_handler", None)):
+            super().error(message, ex)
+        parser = getattr(ex, "subcommand_parser", None) or self
+        prog = parser.prog.replace(" [options]", "")
+        print(f"{prog}: error: {condense_parse_error(message)}; see {prog} --help", file=sys.stderr)
+        raise SystemExit(2)
+
+
 class PointDWCCLI(LightningCLI):
     """LightningCLI with ``--probe.*`` and values that determine others linked."""
 
     run_folder: RunFolder | None = None
     """The folder of this run (None when building objects without a subcommand)."""
+
+    checkpoint_prefix: str = "teacher.backbone."
+    """What every weight name of a ``--ckpt_path`` this CLI reads may start with (checked before the run starts)."""
+
+    checkpoint_kind: str = "pointdwc pretraining"
+    """What such a checkpoint is, for the message refusing another file."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(LinearProbe, "probe")
@@ -211,6 +256,52 @@ class PointDWCCLI(LightningCLI):
         return choose_run_folder(config.trainer.get("default_root_dir"), config.get("name"), self.subcommand,
                                  config.get("ckpt_path"))
 
+    _new_roots: list[Path] = []
+    """Folders above the run folder that this run created (removed again, if empty, when it fails)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """LightningCLI's, with parse errors in one line; a run that fails before writing anything leaves no
+        folder behind."""
+        kwargs.setdefault("parser_class", OneLineErrorParser)
+        try:
+            super().__init__(*args, **kwargs)
+        except BaseException:
+            self.discard_unused_folders()
+            raise
+
+    def folders_to_discard(self) -> list[Path]:
+        """The folders this run created that are removed when it fails holding nothing but ``run.json``."""
+        return [self.run_folder.path] if self.run_folder is not None and not self.run_folder.resumed else []
+
+    def discard_unused_folders(self) -> None:
+        """Remove this run's folders when they hold nothing but ``run.json``, then the empty roots it created."""
+        for folder in self.folders_to_discard():
+            discard_unused_run_folder(folder)
+        for folder in self._new_roots:
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+
+    def _parse_ckpt_path(self) -> None:
+        """:meth:`check_inputs` first: the earliest hook after parsing, before Lightning reads the checkpoint's
+        hyperparameters, seeds or builds anything."""
+        subcommand = self.config.get("subcommand")
+        if subcommand:
+            self.check_inputs(self.config[subcommand])
+        super()._parse_ckpt_path()
+
+    def check_inputs(self, config: Namespace) -> None:
+        """Refuse a ``--ckpt_path`` that is not this CLI's checkpoint, an online W&B logger without a key or a
+        batch size below 1, before anything is written (the run folder included)."""
+        ckpt_path = config.get("ckpt_path")
+        if ckpt_path and ckpt_path not in LIGHTNING_CKPT_NAMES:
+            check_checkpoint_file(ckpt_path, "--ckpt_path", self.checkpoint_prefix, self.checkpoint_kind)
+        root = Path(config.trainer.get("default_root_dir") or DEFAULT_ROOT).expanduser().absolute()
+        self._new_roots = [folder for folder in (root, *root.parents) if not folder.exists()]
+        check_wandb_login(config.trainer.get("logger"))
+        batch_size = config.get("data", Namespace()).get("batch_size")
+        if isinstance(batch_size, int) and batch_size < 1:
+            raise DataError(f"data.batch_size must be at least 1, got {batch_size}")
+
     def before_instantiate_classes(self) -> None:
         """Choose (or, resuming, find) this run's folder and point the trainer's outputs at it."""
         if self.subcommand is None:  # objects built for a benchmark: it decides where they write
@@ -253,6 +344,7 @@ def run_cli(args: list[str] | None = None, run: bool = True) -> PointDWCCLI:
     kwargs: dict[str, Any] = {"default_config_files": defaults}
     if run:
         kwargs = {sub: {"default_config_files": defaults} for sub in subcommands}
+        kwargs["prog"] = "pointdwc"
     inherited = os.environ.get(ENV_RUN_DIR)
     try:
         return PointDWCCLI(
@@ -279,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended to run from within Python")
     try:
         run_cli(argv)
-    except (DataError, FloatingPointError, RunFolderError) as err:
+    except (DataError, PretrainedError, FloatingPointError, RunFolderError) as err:
         print(f"pointdwc: error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -16,8 +16,12 @@ import warnings
 from datamodules.dataset import CheckReport, PointCloudSet, existing_root
 from datamodules.detect import LAYOUTS, detect_datasets, known_sets
 from datamodules.errors import DataError
+from lightning_modules.commands.inputs import renamed_flags
 from datamodules.formats.packed import PackedSet
 from datamodules.formats.shapenet_part import ShapeNetPart
+
+RENAMED = {"--num-points": "--num_points"}
+"""Old spellings still accepted for one release (with a notice on stderr)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("root", help="the data folder")
         sub.add_argument("--format", choices=sorted(known_sets()), help="skip detection and read this layout")
         sub.add_argument(
-            "--num-points",
+            "--num_points",
             type=int,
             default=None,
             help="points per cloud the run will request (checked, and kept when packing)",
@@ -107,7 +111,8 @@ def run_prepare(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``pointdwc data ...``; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    argv = list(argv if argv is not None else sys.argv[1:])
+    args = build_parser().parse_args(renamed_flags(argv, RENAMED, "pointdwc data"))
     try:
         return run_check(args) if args.command == "check" else run_prepare(args)
     except DataError as err:

@@ -19,7 +19,8 @@ The output is one HDF5 file::
 
 A bad file of a point-file folder (unreadable, wrong shape, NaN, too few points) is
 skipped with a warning and counted, or stops the command with ``--strict``. Nothing is
-written into the input folder, and ``--out`` appears only when complete.
+written into the input folder, ``--out`` appears only when complete, and an existing ``--out``
+is replaced only with ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from datamodules.errors import DataError
 from datamodules.formats.mesh_folder import MeshFolder
 from datamodules.formats.point_files import PointFileFolder
 from lightning_modules.checkpoint_encoder import CheckpointEncoder, load_checkpoint_encoder
+from lightning_modules.commands.inputs import refuse_existing_output
 from lightning_modules.evaluation.probe import extract_features
 
 FORMATS = ("auto", "files", *sorted(known_sets()))
@@ -74,6 +76,7 @@ def add_input_arguments(parser: ArgumentParser, out_help: str) -> None:
                         help="data folder: a known layout (detected) or a plain folder of point files / meshes")
     parser.add_argument("--ckpt_path", type=str, required=True, help="the training checkpoint (.ckpt)")
     parser.add_argument("--out", type=str, required=True, help=out_help)
+    parser.add_argument("--overwrite", action="store_true", help="replace what --out holds if it exists")
     parser.add_subclass_arguments(PointCloudSet, "dataset", required=False,
                                   help="a data set by class path instead of ROOT (e.g. datamodules.ScanObjectNN)")
     parser.add_argument("--format", type=Literal[FORMATS], default="auto",  # type: ignore[valid-type]
@@ -319,6 +322,7 @@ def command_main(parser: ArgumentParser, argv: list[str] | None, run: Callable[[
 def run(args: Any) -> Path:
     """``pointdwc embed`` on parsed and instantiated arguments; returns the written file."""
     out = Path(args.out).expanduser().absolute()
+    refuse_existing_output(out, args.overwrite, "--out")
     source = resolve_input(args.root, args.dataset, args.format, args.num_points, not args.no_normalize,
                            args.subsample)
     refuse_out_inside_input(out, source)

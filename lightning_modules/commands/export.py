@@ -1,8 +1,10 @@
-"""``pointdwc export CKPT OUT.pt``: the backbone of a checkpoint as a plain PyTorch file.
+"""``pointdwc export --ckpt_path CKPT --out OUT.pt``: the backbone of a checkpoint as a plain PyTorch file.
 
 The file holds the backbone's class path, init args and weights (teacher by default),
 plus the checkpoint's SHA-256 and step; ``backbones.load_pretrained(OUT.pt)`` returns the
-ready module in eval mode, and ``torch.load(OUT.pt, weights_only=True)`` reads it.
+ready module in eval mode, and ``torch.load(OUT.pt, weights_only=True)`` reads it. An existing
+``OUT.pt`` is replaced only with ``--overwrite``. The positional form ``pointdwc export CKPT OUT.pt``
+still works for one release, with a deprecation notice.
 """
 
 from __future__ import annotations
@@ -12,7 +14,11 @@ import sys
 from pathlib import Path
 
 from backbones.pretrained import PretrainedError, save_pretrained
+from datamodules.errors import DataError
 from lightning_modules.checkpoint_encoder import load_checkpoint_encoder
+from lightning_modules.commands.inputs import refuse_existing_output
+
+PROG = "pointdwc export"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,8 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write the backbone of a training checkpoint as a plain PyTorch file "
         "(load it with backbones.load_pretrained).",
     )
-    parser.add_argument("ckpt_path", type=Path, help="the training checkpoint (.ckpt)")
-    parser.add_argument("out", type=Path, help="the file to write (.pt)")
+    parser.add_argument("positional", nargs="*", type=Path, metavar="CKPT OUT",
+                        help="deprecated: the same as --ckpt_path CKPT --out OUT")
+    parser.add_argument("--ckpt_path", type=Path, default=None, help="the training checkpoint (.ckpt)")
+    parser.add_argument("--out", type=Path, default=None, help="the file to write (.pt)")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.add_argument("--network", choices=("teacher", "student"), default="teacher",
                         help="which network's backbone (default: teacher, the one the probe judges)")
     parser.add_argument("--config", type=Path, action="append", default=[],
@@ -31,10 +40,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def export(ckpt_path: Path, out: Path, network: str = "teacher", config: list[Path] | None = None) -> Path:
-    """Write ``network``'s backbone of ``ckpt_path`` to ``out``; return ``out``."""
+def paths_of(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[Path, Path]:
+    """``--ckpt_path`` and ``--out``, or the deprecated positional ``CKPT OUT`` (with a notice on stderr)."""
+    if args.positional:
+        if len(args.positional) != 2 or args.ckpt_path is not None or args.out is not None:
+            parser.error("give --ckpt_path CKPT --out OUT")
+        print(f"{PROG}: positional CKPT OUT is deprecated, use --ckpt_path CKPT --out OUT", file=sys.stderr)
+        return args.positional[0], args.positional[1]
+    if args.ckpt_path is None or args.out is None:
+        parser.error("the following arguments are required: --ckpt_path, --out")
+    return args.ckpt_path, args.out
+
+
+def export(
+    ckpt_path: Path, out: Path, network: str = "teacher", config: list[Path] | None = None, overwrite: bool = False
+) -> Path:
+    """Write ``network``'s backbone of ``ckpt_path`` to ``out`` (replacing one only with ``overwrite``); return it."""
     if out.expanduser().absolute() == ckpt_path.expanduser().absolute():
         raise PretrainedError(f"{out}: the output would overwrite the checkpoint; choose another file")
+    refuse_existing_output(out.expanduser(), overwrite, "--out")
     encoder = load_checkpoint_encoder(ckpt_path, network, config)  # type: ignore[arg-type]
     return save_pretrained(
         encoder.backbone,
@@ -51,12 +75,14 @@ def export(ckpt_path: Path, out: Path, network: str = "teacher", config: list[Pa
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``pointdwc export``; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    ckpt_path, out = paths_of(parser, args)
     try:
-        path = export(args.ckpt_path, args.out, args.network, args.config)
-    except PretrainedError as err:
-        print(f"pointdwc export: error: {err}", file=sys.stderr)
+        path = export(ckpt_path, out, args.network, args.config, args.overwrite)
+    except (PretrainedError, DataError) as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
         return 1
-    print(f"wrote {path}: the {args.network} backbone of {args.ckpt_path}")
+    print(f"wrote {path}: the {args.network} backbone of {ckpt_path}")
     print(f"load it with: from backbones import load_pretrained; encoder = load_pretrained({str(path)!r})")
     return 0

@@ -11,7 +11,7 @@ shapes per class from its test split. Two protocols:
   last epoch or the checkpoint chosen on a validation split of the fold's train shapes, never
   the best test epoch.
 
-``--ckpt`` is a pointdwc pretraining checkpoint (teacher by default) or a ``pointdwc export``
+``--ckpt_path`` is a pointdwc pretraining checkpoint (teacher by default) or a ``pointdwc export``
 file; without it the network is randomly initialised. A random-init baseline of the same
 architecture is run beside a pretrained network (by default for ``frozen``; ``--baseline true``
 for ``finetune``). Results go to ``<out>/results.json`` and the per-fold table to
@@ -38,14 +38,18 @@ from datamodules.errors import DataError
 from datamodules.splits.fewshot_fold import FoldSet
 from datamodules.fewshot_generator import GeneratedFewShot
 from datamodules.formats.modelnet_fewshot import ModelNetFewShot
-from lightning_modules.checkpoint_encoder import BackboneOrigin, backbone_from_configs, build_from_source
+from lightning_modules.checkpoint_encoder import BackboneOrigin, backbone_from_configs, build_from_source, read_source
 from lightning_modules.commands.embed import choose_device
 from lightning_modules.evaluation.protocol import mean_std, write_json
 from lightning_modules.commands.fewshot_finetune import FEWSHOT_CONFIG, fold_score, finetune_fold
 from lightning_modules.downstream.fewshot_frozen import FoldFeatures, FrozenFoldScores, frozen_fewshot
 from lightning_modules.commands.finetune import DEFAULT_CONFIG as FINETUNE_CONFIG
 from lightning_modules.evaluation.probe import check_svm_c
+from lightning_modules.commands.inputs import renamed_flags
 from lightning_modules.commands.run_folder import RunFolderError, choose_run_folder
+
+RENAMED = {"--ckpt": "--ckpt_path"}
+"""Old spellings still accepted for one release (with a notice on stderr)."""
 
 
 def build_parser() -> ArgumentParser:
@@ -54,7 +58,7 @@ def build_parser() -> ArgumentParser:
         description="W-way S-shot classification over folds (released ModelNetFewshot pickles or drawn from a "
         "labelled data set), frozen features or fine-tuning per fold; mean ± std and a per-fold table.",
     )
-    parser.add_argument("--ckpt", type=str | None, default=None,
+    parser.add_argument("--ckpt_path", type=str | None, default=None,
                         help="pointdwc pretraining checkpoint or `pointdwc export` file (default: random initialisation)")
     parser.add_argument("--network", type=Literal["teacher", "student"] | None, default=None,
                         help="network of a checkpoint (default: teacher)")
@@ -140,13 +144,13 @@ def _config_backbone(configs: list[str]) -> tuple[str, dict[str, Any]]:
 def frozen_networks(args: Namespace) -> list[tuple[str, torch.nn.Module, BackboneOrigin]]:
     """``(label, backbone, origin)``: the pretrained network (if ``--ckpt``) and the random-init baseline."""
     networks = []
-    if args.ckpt is not None:
-        backbone, source = build_from_source(args.ckpt, args.network)
+    if args.ckpt_path is not None:
+        backbone, source = build_from_source(args.ckpt_path, args.network)
         networks.append(("pretrained", backbone, source.origin))
         class_path, init_args = source.class_path, source.init_args
     else:
         class_path, init_args = _config_backbone(args.config)
-    if args.ckpt is None or args.baseline is not False:
+    if args.ckpt_path is None or args.baseline is not False:
         torch.manual_seed(args.seed)
         random = build_backbone(class_path, init_args, "the configured backbone").eval()
         networks.append(("random init", random, BackboneOrigin("scratch")))
@@ -225,8 +229,8 @@ def run_finetune_folds(
 ) -> tuple[dict[str, list[dict[str, float]]], dict[str, Any], str]:
     rows: dict[str, list[dict[str, float]]] = {}
     info: dict[str, Any] = {}
-    arms = [("pretrained" if args.ckpt else "random init", args.ckpt)]
-    if args.ckpt is not None and args.baseline:
+    arms = [("pretrained" if args.ckpt_path else "random init", args.ckpt_path)]
+    if args.ckpt_path is not None and args.baseline:
         arms.append(("random init", None))
     overrides = _overrides(args.set)
     model = None
@@ -260,6 +264,8 @@ def run_finetune_folds(
 def run(args: Namespace) -> dict[str, Any]:
     """Run ``pointdwc fewshot`` on parsed arguments; return what results.json holds."""
     folds = resolve_folds(args)
+    if args.ckpt_path is not None:  # a bad file is refused before the run folder exists
+        read_source(args.ckpt_path, args.network)
     if args.out is not None:
         out = Path(args.out).expanduser().absolute()
         out.mkdir(parents=True, exist_ok=True)
@@ -275,7 +281,7 @@ def run(args: Namespace) -> dict[str, Any]:
     folds_text = describe_folds(folds, args)
     table = fold_table(folds, rows, metrics)
     print(f"\n{protocol}\n{folds_text}\n{table}")
-    if args.ckpt is not None and "random init" not in rows:
+    if args.ckpt_path is not None and "random init" not in rows:
         print("no random-init baseline was run (add --baseline true)")
     (out / "folds.md").write_text(f"{protocol}\n\n{folds_text}\n\n{table}\n")
     (out / "folds.csv").write_text(fold_csv(folds, rows, metrics))
@@ -295,7 +301,8 @@ def run(args: Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Entry of ``pointdwc fewshot``; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(argv if argv is not None else sys.argv[1:])
+    args = parser.parse_args(renamed_flags(argv, RENAMED, "pointdwc fewshot"))
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     try:
         args = parser.instantiate_classes(args)

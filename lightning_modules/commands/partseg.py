@@ -67,6 +67,7 @@ class PartSegCLI(ProtocolCLI):
     """``pointdwc partseg``: :class:`ProtocolCLI` reporting the every-point figures when they are computed."""
 
     command = "pointdwc partseg"
+    checkpoint_prefix = "segmenter.backbone."
 
     def instantiate_classes(self) -> None:
         super().instantiate_classes()

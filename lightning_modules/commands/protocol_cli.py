@@ -61,6 +61,9 @@ class ProtocolCLI(PointDWCCLI):
         *args, **kwargs: LightningCLI's.
     """
 
+    checkpoint_prefix = "backbone."
+    checkpoint_kind = "fine-tuning"
+
     def __init__(self, *args: Any, spec: ProtocolSpec, **kwargs: Any) -> None:
         self.spec = spec
         self.results: list[RunResult] = []
@@ -72,6 +75,13 @@ class ProtocolCLI(PointDWCCLI):
     def subcommands() -> dict[str, set[str]]:
         """``fit``, ``validate`` and ``test`` (a supervised downstream module has no predict step)."""
         return {k: v for k, v in LightningCLI.subcommands().items() if k != "predict"}
+
+    _new_group: Path | None = None
+    """The group folder of several seeds this run created (discarded with the seed's folder if the run fails)."""
+
+    def folders_to_discard(self) -> list[Path]:
+        """The seed's folder, then the group folder this run created."""
+        return super().folders_to_discard() + ([self._new_group] if self._new_group is not None else [])
 
     # ------------------------------------------------------------------ arguments
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -120,6 +130,7 @@ class ProtocolCLI(PointDWCCLI):
             run = choose_run_folder(config.trainer.get("default_root_dir"), config.get("name"), "fit")
             group = str(run.path)
             os.environ[ENV_GROUP_DIR] = group
+            self._new_group = run.path
         seed = seeds[self._seed_index]
         folder = Path(group) / f"seed{seed}"
         run = RunFolder(folder, f"{Path(group).name}-seed{seed}", new_wandb_id(), "fit", time.strftime("%Y-%m-%dT%H:%M:%S"))
