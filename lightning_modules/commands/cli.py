@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import torch
 from jsonargparse import Namespace
 from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
@@ -28,6 +29,7 @@ from lightning_modules.checkpoint_encoder import CONFIG_KEY
 from lightning_modules.dist import print_rank_zero
 from lightning_modules.pretrain.dwc import DistillationWithContrast
 from lightning_modules.evaluation.probe import LinearProbe
+from lightning_modules.commands import resume
 from lightning_modules.commands.run_folder import ENV_RUN_DIR, RunFolder, RunFolderError, choose_run_folder
 from lightning_modules.commands.wandb_runs import finish_wandb_runs
 
@@ -125,6 +127,38 @@ class PointDWCCLI(LightningCLI):
         parser.link_arguments("data.batch_size", "model.batch_size")
         parser.link_arguments("trainer.max_epochs", "model.max_epochs")
 
+    def _parse_ckpt_path(self) -> None:
+        """``fit --ckpt_path``: the checkpoint's model settings, except those the user changed that a
+        resume honours (printed, old -> new); a changed network or recipe is refused
+        (:mod:`lightning_modules.commands.resume`)."""
+        sub = self.config.get("subcommand")
+        ckpt_path = self.config[sub].get("ckpt_path") if sub else None
+        if sub != "fit" or not ckpt_path or not Path(ckpt_path).is_file():
+            super()._parse_ckpt_path()
+            return
+        given = copy.deepcopy(self.config[sub])
+        checkpoint = torch.load(ckpt_path, weights_only=True, map_location="cpu")
+        hparams = dict(checkpoint.get("hyper_parameters") or {})
+        hparams.pop("_instantiator", None)
+        saved = resume.saved_config(checkpoint, CONFIG_KEY)
+        defaults = self._subcommand_parsers[sub].get_defaults()
+        diffs = resume.model_differences(given.model, defaults.get("model"), hparams)
+        diffs = [(f"model.{field}", old, new) for field, old, new in diffs]
+        refused = [d for d in diffs if not resume.honoured(d[0][len("model."):])]
+        refused += resume.section_differences("data", given.data, saved, resume.REFUSED_DATA)
+        if refused:
+            raise resume.refusal(ckpt_path, refused)
+        super()._parse_ckpt_path()  # the checkpoint's model values over the user's
+        model = self.config[sub].model
+        for field, _, new in diffs:  # then the user's changes a resume honours
+            model[field[len("model."):]] = copy.deepcopy(given.model[field[len("model."):]])
+        changes = diffs + resume.section_differences("trainer", given.trainer, saved, resume.REPORTED_TRAINER)
+        changes += resume.section_differences("probe", given.get("probe"), saved, ("",))
+        if changes and rank_zero_only.rank == 0:
+            print(f"resuming {ckpt_path} with {len(changes)} setting(s) changed:", flush=True)
+            for line in resume.describe(changes):
+                print(f"  {line}", flush=True)
+
     def _run_subcommand(self, subcommand: str) -> None:
         """Run ``subcommand``, then end its W&B run (:mod:`lightning_modules.commands.wandb_runs`)."""
         try:
@@ -133,12 +167,12 @@ class PointDWCCLI(LightningCLI):
             finish_wandb_runs(getattr(self, "trainer", None))
 
     def choose_folder(self, config: Namespace) -> RunFolder:
-        """This run's folder: new, or the one of the checkpoint a fit resumes."""
+        """This run's folder: always new; a fit from a checkpoint is linked to the checkpoint's run."""
         return choose_run_folder(config.trainer.get("default_root_dir"), config.get("name"), self.subcommand,
                                  config.get("ckpt_path"))
 
     def before_instantiate_classes(self) -> None:
-        """Choose (or, resuming, find) this run's folder and point the trainer's outputs at it."""
+        """Choose this run's folder and point the trainer's outputs at it."""
         if self.subcommand is None:  # objects built for a benchmark: it decides where they write
             return
         config = self.config[self.subcommand]
@@ -149,7 +183,8 @@ class PointDWCCLI(LightningCLI):
         self.run_folder = run
         os.environ[ENV_RUN_DIR] = str(run.path)  # for the processes a DDP launch starts; reset by run_cli
         if rank_zero_only.rank == 0:
-            print(f"run folder: {run.path}" + (" (continued)" if run.resumed else ""), flush=True)
+            parent = f" (resumes {run.resumed_from['run']})" if run.resumed_from else ""
+            print(f"run folder: {run.path}{parent}", flush=True)
 
     def instantiate_classes(self) -> None:
         """Build the objects; the saved config is the user's (its root, not the run's paths)."""
