@@ -5,6 +5,11 @@ shuffle order is a pure function of (seed, epoch): the sampler's own epoch under
 (``DistributedSampler.set_epoch``), otherwise the trainer's epoch through
 ``epoch_source``; the loader remembers how many batches of that epoch it has delivered
 and, when Lightning restarts the same epoch from a checkpoint, skips them.
+
+Under DDP Lightning builds a new loader of the same class with a ``DistributedSampler``
+from the arguments the first was constructed with: ``seed``, ``epoch_source`` and the
+``position`` to resume from are therefore constructor arguments, so the loader Lightning
+actually iterates has them too.
 """
 
 from __future__ import annotations
@@ -16,10 +21,30 @@ from torch.utils.data import DataLoader
 
 
 class ResumableDataLoader(DataLoader):
-    """``DataLoader`` with ``state_dict``/``load_state_dict`` (same constructor)."""
+    """``DataLoader`` with ``state_dict``/``load_state_dict``.
 
-    epoch_source: Callable[[], int] | None = None
-    seed: int = 0
+    Args:
+        *args, **kwargs: ``DataLoader``'s.
+        seed: the shuffle order of epoch ``e`` is seeded with ``seed * 100_003 + e``
+            (without a ``DistributedSampler``, which has its own seed).
+        epoch_source: the current epoch when the sampler does not tell it.
+        position: a :meth:`state_dict` to resume from (as :meth:`load_state_dict`).
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        seed: int = 0,
+        epoch_source: Callable[[], int] | None = None,
+        position: dict[str, int] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.seed = seed
+        self.epoch_source = epoch_source
+        self._pending: dict[str, int] | None = None
+        if position is not None:
+            self.load_state_dict(position)
 
     def _epoch(self) -> int:
         sampler_epoch = getattr(self.sampler, "epoch", None)

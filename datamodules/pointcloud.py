@@ -228,7 +228,7 @@ class PointCloudDataModule(pl.LightningDataModule):
             )
         self.rows = {"train": fit_idx, "val": val_idx}
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, shuffle: bool, position: dict[str, int] | None = None) -> DataLoader:
         dataset = CloudDataset(self.splits[split], self.rows.get(split))
         loader = ResumableDataLoader(
             dataset,
@@ -241,19 +241,34 @@ class PointCloudDataModule(pl.LightningDataModule):
             # workers of a per-epoch stream are made anew each epoch, to receive its epoch
             persistent_workers=self.num_workers > 0 and not dataset.changes_per_epoch,
             generator=torch.Generator() if shuffle else None,  # reseeded from (seed, epoch) per epoch
+            # constructor arguments, so the loader Lightning rebuilds with a DistributedSampler keeps them
+            seed=self.seed,
+            epoch_source=self._current_epoch,
+            position=position,
         )
-        loader.seed = self.seed
-        loader.epoch_source = lambda: self.trainer.current_epoch if self.trainer is not None else 0
         return loader
+
+    def _current_epoch(self) -> int:
+        return self.trainer.current_epoch if self.trainer is not None else 0
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled training clouds; resumes mid-epoch from a checkpoint's loader position."""
-        loader = self._loader("train", shuffle=True)
-        if self._loader_state is not None:
-            loader.load_state_dict(self._loader_state)
-            self._loader_state = None
+        loader = self._loader("train", shuffle=True, position=self._loader_state)
+        self._loader_state = None
         self._train_loader = loader
         return loader
+
+    def _iterated_train_loader(self) -> ResumableDataLoader | None:
+        """The training loader Lightning iterates: under DDP not the one :meth:`train_dataloader`
+        returned but a copy with a ``DistributedSampler``."""
+        trainer = self.trainer
+        iterated = None
+        if trainer is not None:
+            try:
+                iterated = trainer.train_dataloader
+            except (AttributeError, RuntimeError):
+                iterated = None
+        return iterated if isinstance(iterated, ResumableDataLoader) else self._train_loader
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)
@@ -334,23 +349,29 @@ class PointCloudDataModule(pl.LightningDataModule):
         builds them earlier).
         """
         state = self._generator.get_state() if self._generator is not None else self._generator_state
-        loader = self._train_loader.state_dict() if self._train_loader is not None else None
+        iterated = self._iterated_train_loader()
+        loader = iterated.state_dict() if iterated is not None else self._loader_state
         if dist.is_available() and dist.is_initialized():  # every rank's state, in rank order
-            states: list[Any] = [None] * dist.get_world_size()
+            world = dist.get_world_size()
+            states: list[Any] = [None] * world
             dist.all_gather_object(states, state)
+            loaders: list[Any] = [None] * world
+            dist.all_gather_object(loaders, loader)
         else:
-            states = [state]
-        return {"generators": states, "train_loader": loader}
+            states, loaders = [state], [loader]
+        return {"generators": states, "train_loader": loaders[0], "train_loaders": loaders}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Take this rank's generator state and the loader position back."""
-        position = state_dict.get("train_loader")
-        if position is not None and self._train_loader is not None:
-            self._train_loader.load_state_dict(position)
+        """Take this rank's generator state and loader position back."""
+        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        positions = state_dict.get("train_loaders") or []  # absent from checkpoints of older versions
+        position = positions[rank] if rank < len(positions) else state_dict.get("train_loader")
+        iterated = self._iterated_train_loader()
+        if position is not None and iterated is not None:
+            iterated.load_state_dict(position)
         else:
             self._loader_state = position
         states = state_dict.get("generators") or []
-        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
         own = states[rank] if rank < len(states) else None
         if own is not None:
             self._generator_state = own

@@ -1,4 +1,4 @@
-"""One folder per run: under ``default_root_dir``, distinct for runs started together, kept on resume."""
+"""One folder per run: under ``default_root_dir``, distinct for runs started together, a new one on resume."""
 
 from __future__ import annotations
 
@@ -54,17 +54,45 @@ def test_default_root_dir_decides_where_runs_go_and_a_name_is_not_reused(tiny_mo
         _fit(tiny_modelnet, "--trainer.default_root_dir", str(tmp_path / "elsewhere"), "--name", "baseline")
 
 
-def test_resume_continues_in_the_run_folder(tiny_modelnet, tmp_path, monkeypatch) -> None:
+def test_resume_gets_its_own_folder_linked_to_its_parent(tiny_modelnet, tmp_path, monkeypatch) -> None:
+    """The resumed fit continues the run (epoch 2 after epoch 1, one W&B id) in a new folder whose
+    run.json names the parent folder and checkpoint; the parent's files keep their bytes."""
     monkeypatch.chdir(tmp_path)
     first = _fit(tiny_modelnet)
     folder = first.run_folder.path
     ckpt = folder / "checkpoints" / "last.ckpt"
+    parent_files = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     resumed = _fit(tiny_modelnet, "--ckpt_path", str(ckpt), "--trainer.max_epochs", "2")
-    assert resumed.run_folder.path == folder and resumed.run_folder.resumed
-    assert list((tmp_path / "runs").iterdir()) == [folder]
+    new = resumed.run_folder.path
+    assert new != folder and new.parent == folder.parent and resumed.run_folder.resumed
+    assert sorted((tmp_path / "runs").iterdir()) == sorted([folder, new])
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == parent_files
+    marker = json.loads((new / "run.json").read_text())
+    assert marker["resumed_from"] == {"run": str(folder), "checkpoint": str(ckpt)}
+    assert marker["wandb_id"] == json.loads((folder / "run.json").read_text())["wandb_id"]
     assert resumed.trainer.current_epoch == 2
-    assert torch.load(ckpt, weights_only=True)["epoch"] == 1  # the same last.ckpt, now after epoch 2
-    assert not list(folder.glob("checkpoints/last-v*.ckpt"))
+    assert Path(resumed.trainer.checkpoint_callback.last_model_path) == new / "checkpoints" / "last.ckpt"
+    saved = torch.load(new / "checkpoints" / "last.ckpt", weights_only=True)
+    assert saved["epoch"] == 1 and saved["global_step"] == 4  # 2 steps an epoch, continued after step 2
+    assert (new / "config.yaml").is_file()
+
+
+def test_a_resumed_run_resumes_its_parents_wandb_run(tmp_path) -> None:
+    from jsonargparse import Namespace
+
+    from lightning_modules.commands.cli import point_at_run_folder
+
+    parent = choose_run_folder(tmp_path, None, "fit")
+    (parent.checkpoints).mkdir()
+    (parent.checkpoints / "last.ckpt").write_bytes(b"x")
+    child = choose_run_folder(tmp_path, None, "fit", parent.checkpoints / "last.ckpt")
+    trainer = Namespace(default_root_dir=None, callbacks=[], logger=Namespace(
+        class_path="pytorch_lightning.loggers.WandbLogger", init_args=Namespace(save_dir=None, id=None, version=None,
+                                                                                 name=None, resume=None)))
+    point_at_run_folder(trainer, child)
+    args = trainer.logger.init_args
+    assert child.path != parent.path
+    assert (args.id, args.resume, args.save_dir) == (parent.wandb_id, "allow", str(child.path))
 
 
 def test_independent_processes_need_a_shared_name(tmp_path, monkeypatch) -> None:

@@ -18,6 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
+import torch
 from jsonargparse import Namespace
 from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint, ModelSummary, ProgressBar
@@ -32,6 +33,7 @@ from lightning_modules.checkpoint_encoder import CONFIG_KEY
 from lightning_modules.dist import print_rank_zero
 from lightning_modules.pretrain.dwc import DistillationWithContrast
 from lightning_modules.evaluation.probe import LinearProbe, format_metric
+from lightning_modules.commands import resume
 from lightning_modules.commands.inputs import check_checkpoint_file, check_wandb_login, discard_unused_run_folder
 from lightning_modules.commands.run_folder import DEFAULT_ROOT, ENV_RUN_DIR, RunFolder, RunFolderError, choose_run_folder
 from lightning_modules.commands.wandb_runs import finish_wandb_runs
@@ -218,6 +220,38 @@ class PointDWCCLI(LightningCLI):
         super().parse_arguments(parser, args)
         check_validate_has_split(self.config)
 
+    def merge_checkpoint_settings(self) -> None:
+        """``fit --ckpt_path``: the checkpoint's model settings, except those the user changed that a
+        resume honours (printed, old -> new); a changed network or recipe is refused
+        (:mod:`lightning_modules.commands.resume`)."""
+        sub = self.config.get("subcommand")
+        ckpt_path = self.config[sub].get("ckpt_path") if sub else None
+        if sub != "fit" or not ckpt_path or not Path(ckpt_path).is_file():
+            super()._parse_ckpt_path()
+            return
+        given = copy.deepcopy(self.config[sub])
+        checkpoint = torch.load(ckpt_path, weights_only=True, map_location="cpu")
+        hparams = dict(checkpoint.get("hyper_parameters") or {})
+        hparams.pop("_instantiator", None)
+        saved = resume.saved_config(checkpoint, CONFIG_KEY)
+        defaults = self._subcommand_parsers[sub].get_defaults()
+        diffs = resume.model_differences(given.model, defaults.get("model"), hparams)
+        diffs = [(f"model.{field}", old, new) for field, old, new in diffs]
+        refused = [d for d in diffs if not resume.honoured(d[0][len("model."):])]
+        refused += resume.section_differences("data", given.data, saved, resume.REFUSED_DATA)
+        if refused:
+            raise resume.refusal(ckpt_path, refused)
+        super()._parse_ckpt_path()  # the checkpoint's model values over the user's
+        model = self.config[sub].model
+        for field, _, new in diffs:  # then the user's changes a resume honours
+            model[field[len("model."):]] = copy.deepcopy(given.model[field[len("model."):]])
+        changes = diffs + resume.section_differences("trainer", given.trainer, saved, resume.REPORTED_TRAINER)
+        changes += resume.section_differences("probe", given.get("probe"), saved, ("",))
+        if changes and rank_zero_only.rank == 0:
+            print(f"resuming {ckpt_path} with {len(changes)} setting(s) changed:", flush=True)
+            for line in resume.describe(changes):
+                print(f"  {line}", flush=True)
+
     def _run_subcommand(self, subcommand: str) -> None:
         """Run ``subcommand``, then end its W&B run (:mod:`lightning_modules.commands.wandb_runs`)."""
         try:
@@ -252,7 +286,7 @@ class PointDWCCLI(LightningCLI):
     after_validate = after_test
 
     def choose_folder(self, config: Namespace) -> RunFolder:
-        """This run's folder: new, or the one of the checkpoint a fit resumes."""
+        """This run's folder: always new; a fit from a checkpoint is linked to the checkpoint's run."""
         return choose_run_folder(config.trainer.get("default_root_dir"), config.get("name"), self.subcommand,
                                  config.get("ckpt_path"))
 
@@ -287,7 +321,7 @@ class PointDWCCLI(LightningCLI):
         subcommand = self.config.get("subcommand")
         if subcommand:
             self.check_inputs(self.config[subcommand])
-        super()._parse_ckpt_path()
+        self.merge_checkpoint_settings()
 
     def check_inputs(self, config: Namespace) -> None:
         """Refuse a ``--ckpt_path`` that is not this CLI's checkpoint, an online W&B logger without a key or a
@@ -303,7 +337,7 @@ class PointDWCCLI(LightningCLI):
             raise DataError(f"data.batch_size must be at least 1, got {batch_size}")
 
     def before_instantiate_classes(self) -> None:
-        """Choose (or, resuming, find) this run's folder and point the trainer's outputs at it."""
+        """Choose this run's folder and point the trainer's outputs at it."""
         if self.subcommand is None:  # objects built for a benchmark: it decides where they write
             return
         config = self.config[self.subcommand]
@@ -315,7 +349,8 @@ class PointDWCCLI(LightningCLI):
         self.run_folder = run
         os.environ[ENV_RUN_DIR] = str(run.path)  # for the processes a DDP launch starts; reset by run_cli
         if rank_zero_only.rank == 0:
-            print(f"run folder: {run.path}" + (" (continued)" if run.resumed else ""), flush=True)
+            parent = f" (resumes {run.resumed_from['run']})" if run.resumed_from else ""
+            print(f"run folder: {run.path}{parent}", flush=True)
 
     def instantiate_classes(self) -> None:
         """Build the objects; the saved config is the user's (its root, not the run's paths)."""

@@ -6,7 +6,9 @@ runs started in the same directory never share a file. The name is ``--name`` or
 default, the start time and a random W&B-style id (``20250101-120000-k3j4h5g6``), so two
 runs started in the same second still differ; the folder is created exclusively, so a
 clash (an explicit ``--name`` that exists) is refused instead of mixing two runs.
-``fit --ckpt_path <run>/checkpoints/last.ckpt`` continues in ``<run>`` with its W&B id.
+``fit --ckpt_path <run>/checkpoints/last.ckpt`` resumes ``<run>`` in a new folder of its own
+(its W&B id, so W&B shows one run; ``run.json`` names the parent folder and checkpoint under
+``resumed_from``): a resumed run never rewrites its parent's files.
 
 Every process of a multi-process run must agree on the folder. A run that Lightning
 launches itself (``--trainer.strategy ddp`` on one node) passes it to its child processes
@@ -62,17 +64,21 @@ class RunFolder:
     started: str
     """Local start time, ISO 8601."""
     resumed: bool = False
-    """Whether this run continues one that wrote this folder before."""
+    """Whether this run continues another one (its W&B run is resumed)."""
+    resumed_from: dict[str, str] | None = None
+    """``{"run": parent folder, "checkpoint": checkpoint}`` of a resumed fit."""
 
     @property
     def checkpoints(self) -> Path:
         return self.path / "checkpoints"
 
     def write_marker(self) -> None:
-        """Write ``run.json`` (kept from the first run of the folder when resuming)."""
+        """Write ``run.json`` (kept if the folder has one: the processes of one run share it)."""
         marker = self.path / MARKER
         if not marker.is_file():
             fields = {k: v for k, v in asdict(self).items() if k not in ("path", "resumed")}
+            if fields["resumed_from"] is None:
+                fields.pop("resumed_from")
             marker.write_text(json.dumps(fields, indent=2) + "\n")
 
 
@@ -136,8 +142,9 @@ def choose_run_folder(
     Args:
         root: ``--trainer.default_root_dir`` (None: :data:`DEFAULT_ROOT`).
         name: ``--name``; None for ``<time>-<W&B id>`` (``-<subcommand>`` added unless fit).
-        subcommand: ``fit``, ``test``, ...; only ``fit`` continues in a checkpoint's folder.
-        ckpt_path: the checkpoint a fit resumes from.
+        subcommand: ``fit``, ``test``, ...; only ``fit`` resumes a checkpoint's run.
+        ckpt_path: the checkpoint a fit resumes from: the new folder is linked to the run
+            folder it lies in (W&B id, ``resumed_from``); that folder is left untouched.
 
     Raises:
         RunFolderError: ``--name`` names a folder that holds another run, or a
@@ -152,13 +159,16 @@ def choose_run_folder(
         return RunFolder(folder, folder.name, meta.get("wandb_id") or new_wandb_id(), subcommand, stamp, True)
     base = Path(root if root else DEFAULT_ROOT).expanduser().absolute()
     previous = run_folder_of_checkpoint(ckpt_path) if subcommand == "fit" else None
-    if name is None and previous is not None:
-        name = previous.name
-        base = previous.parent
+    parent = None
+    if previous is not None:
+        parent = {"run": str(previous), "checkpoint": str(Path(ckpt_path).expanduser().absolute())}
+        parent["wandb_id"] = _read_marker(previous).get("wandb_id") or new_wandb_id()
+        if name is None:  # beside the parent run
+            base = previous.parent
     if name is not None:
         if not name or "/" in name or name in (".", ".."):
             raise RunFolderError(f"--name={name!r}: a run name must be a non-empty folder name without '/'")
-        return _named_folder(base / name, subcommand, stamp, resuming=previous == base / name)
+        return _named_folder(base / name, subcommand, stamp, parent)
     if _independent_processes():
         shared = _shared_job_name()
         if shared is None:
@@ -166,16 +176,25 @@ def choose_run_folder(
                 "this process is one of several started independently (WORLD_SIZE > 1) and no job id is "
                 "known: give every process the same --name so they share one run folder"
             )
-        return _named_folder(base / shared, subcommand, stamp, resuming=False)
-    return _fresh_folder(base, subcommand, started, stamp)
+        return _named_folder(base / shared, subcommand, stamp, parent)
+    return _fresh_folder(base, subcommand, started, stamp, parent)
 
 
-def _named_folder(folder: Path, subcommand: str, stamp: str, resuming: bool) -> RunFolder:
+def _link(run: RunFolder, parent: dict[str, str] | None) -> RunFolder:
+    """Make ``run`` the continuation of ``parent`` (its W&B id; ``resumed_from`` in run.json)."""
+    if parent is not None:
+        run.wandb_id = parent["wandb_id"]
+        run.resumed = True
+        run.resumed_from = {"run": parent["run"], "checkpoint": parent["checkpoint"]}
+    return run
+
+
+def _named_folder(folder: Path, subcommand: str, stamp: str, parent: dict[str, str] | None) -> RunFolder:
     meta = _read_marker(folder)
-    run = RunFolder(folder, folder.name, meta.get("wandb_id") or new_wandb_id(), subcommand, stamp, resuming)
+    run = _link(RunFolder(folder, folder.name, meta.get("wandb_id") or new_wandb_id(), subcommand, stamp), parent)
     if _global_rank() != 0:
         return run  # rank 0 creates and checks it
-    if folder.exists() and not resuming and not _is_empty_dir(folder):
+    if folder.exists() and not _is_empty_dir(folder):
         raise RunFolderError(
             f"{folder}: already holds a run; choose another --name, or continue that run with "
             f"--ckpt_path {folder / 'checkpoints' / 'last.ckpt'}"
@@ -185,18 +204,22 @@ def _named_folder(folder: Path, subcommand: str, stamp: str, resuming: bool) -> 
     return run
 
 
-def _fresh_folder(base: Path, subcommand: str, started: time.struct_time, stamp: str) -> RunFolder:
-    """``<time>-<id>[-<subcommand>]``, created exclusively (a new id on the rare clash)."""
+def _fresh_folder(
+    base: Path, subcommand: str, started: time.struct_time, stamp: str, parent: dict[str, str] | None = None
+) -> RunFolder:
+    """``<time>-<id>[-<subcommand>]``, created exclusively (a new id on the rare clash; a resumed
+    run keeps its parent's W&B id and gets ``-2``, ``-3``, ... instead)."""
     base.mkdir(parents=True, exist_ok=True)
     suffix = "" if subcommand == "fit" else f"-{subcommand}"
-    for _ in range(100):
-        wandb_id = new_wandb_id()
-        folder = base / f"{time.strftime('%Y%m%d-%H%M%S', started)}-{wandb_id}{suffix}"
+    for attempt in range(100):
+        wandb_id = parent["wandb_id"] if parent is not None else new_wandb_id()
+        again = f"-{attempt + 1}" if parent is not None and attempt else ""
+        folder = base / f"{time.strftime('%Y%m%d-%H%M%S', started)}-{wandb_id}{suffix}{again}"
         try:
             folder.mkdir()
         except FileExistsError:
             continue
-        run = RunFolder(folder, folder.name, wandb_id, subcommand, stamp)
+        run = _link(RunFolder(folder, folder.name, wandb_id, subcommand, stamp), parent)
         run.write_marker()
         return run
     raise RunFolderError(f"{base}: could not create a new run folder (100 name clashes)")
