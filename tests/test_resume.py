@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 
-from lightning_modules.commands import cli
-from lightning_modules.commands.cli import CONFIG_DIR, run_cli
+from configs import CONFIG_DIR
+from lightning_modules.commands import entry
+from lightning_modules.commands.cli import run_cli
 
 TINY = str(Path(__file__).parent / "tiny.yaml")
 
@@ -85,7 +86,7 @@ def test_a_changed_network_or_recipe_is_refused_and_nothing_written(
             "--ckpt_path", str(ckpt), *extra]
     monkeypatch.setattr(sys, "argv", argv)
     with pytest.raises(SystemExit) as exc:
-        cli.main()
+        entry.console_script()
     assert exc.value.code == 1
     err = capsys.readouterr().err
     assert err.startswith("pointdwc: error: cannot resume") and "Traceback" not in err
