@@ -165,7 +165,10 @@ def test_probe_accuracy_equals_single_process(ddp_results) -> None:
 def test_ranks_draw_different_crops_reproducibly(tiny_modelnet, tmp_path) -> None:
     from tests.helpers import tiny_data
 
-    class FakeTrainer:
+    class FakeTrainer:  # what the DataModule reads of Lightning's Trainer while training
+        validating = False
+        sanity_checking = False
+
         def __init__(self, rank: int) -> None:
             self.global_rank = rank
 
