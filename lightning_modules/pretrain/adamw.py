@@ -57,6 +57,13 @@ def param_groups(named_parameters: Iterable[tuple[str, nn.Parameter]], weight_de
     ]
 
 
+def adamw_kernel(device: torch.device) -> dict[str, bool]:
+    """The AdamW implementation for parameters on ``device``: the fused kernel on CUDA, the
+    multi-tensor (``foreach``) one elsewhere (on CPU it gives bit-identical results to the
+    per-parameter loop; the fused CPU kernel rounds differently, ~2e-9 after 20 steps)."""
+    return {"fused": True} if device.type == "cuda" else {"foreach": True}
+
+
 def run_length(trainer: pl.Trainer) -> tuple[int, int]:
     """``(steps_per_epoch, total_steps)`` of optimizer steps of this fit (honours max_steps, accumulation)."""
     total = trainer.estimated_stepping_batches  # builds the train loader if needed

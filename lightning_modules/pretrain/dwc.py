@@ -27,10 +27,10 @@ from torch import Tensor
 from backbones.base import PointBackbone
 from backbones.pretrained import checkpoint_state_dict, state_dict_mismatch
 from backbones.point_vit import PointViT
-from lightning_modules.pretrain.adamw import param_groups
+from lightning_modules.pretrain.adamw import adamw_kernel, param_groups
 from lightning_modules.pretrain.collapse import CollapseMonitor
 from lightning_modules.dist import gather_objects, is_distributed, rank
-from lightning_modules.pretrain.ema import ema_update, init_teacher, set_teacher_mode
+from lightning_modules.pretrain.ema import MomentumParams, ema_update, init_teacher, momentum_params, set_teacher_mode
 from lightning_modules.pretrain.heads import HeadConfig, HeadOutput
 from lightning_modules.pretrain.losses import ContrastConfig, DistillationLoss, DistillConfig, multi_view_info_nce
 from lightning_modules.pretrain.network import Network
@@ -128,6 +128,21 @@ def _compile_backend(compile: bool | str) -> str:
     return str(compile)
 
 
+def clip_gradients_(grads: list[Tensor], clip: float) -> None:
+    """DINO's per-parameter clip, in place: each gradient times ``min(1, clip / (‖g‖ + 1e-6))``.
+
+    Multi-tensor kernels over the whole list (one norm kernel, one scale): no loop over the
+    parameters, no value read on the host (a factor of 1 leaves a gradient as it is).
+    """
+    if not grads:
+        return
+    coefs = torch._foreach_add(torch._foreach_norm(grads), 1e-6)
+    torch._foreach_reciprocal_(coefs)
+    torch._foreach_mul_(coefs, clip)
+    torch._foreach_clamp_max_(coefs, 1.0)
+    torch._foreach_mul_(grads, coefs)
+
+
 def _finite_on_all_ranks(loss: Tensor) -> bool:
     """True when the loss is finite on every rank (all ranks must agree to stop together)."""
     finite = torch.isfinite(loss.detach()).float()
@@ -210,6 +225,9 @@ class DistillationWithContrast(pl.LightningModule):
             self.teacher.compile_forward(backend)
         self.momentum_pairs = [(self.student.backbone, self.teacher.backbone), (self.student.head, self.teacher.head)]
         init_teacher(self.momentum_pairs)
+        self._momentum_params: MomentumParams = momentum_params(self.momentum_pairs)
+        self._student_params: list[torch.nn.Parameter] = list(self.student.parameters())
+        self._last_layer_params: list[torch.nn.Parameter] = list(self.student.head.last_layer.parameters())
         set_teacher_mode(self.teacher, training=False)
         self.distill_loss = DistillationLoss(
             self.head_config.out_dim, self.distill_config.student_temp, self.distill_config.center_momentum
@@ -274,18 +292,20 @@ class DistillationWithContrast(pl.LightningModule):
                     group["weight_decay"] = self.schedules.weight_decay(step)
         super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
         momentum = self.schedules.momentum(step) if self.schedules else self.teacher_config.momentum
-        ema_update(self.momentum_pairs, momentum)
+        ema_update(self._momentum_params, momentum)
 
     def on_before_optimizer_step(self, optimizer: Any) -> None:
-        """DINO's per-parameter gradient clipping and last-layer freezing."""
+        """DINO's per-parameter gradient clipping and last-layer freezing, over lists built once.
+
+        Frozen means no gradient at all (``grad = None``, DINO's ``cancel_gradients_last_layer``):
+        AdamW then skips the parameter (no weight decay, no moment update). A zeroed gradient
+        would not be the same: weight decay and the moments would still move it.
+        """
         clip = self.optim_config.clip_grad
         if clip > 0:
-            grads = [p.grad for p in self.student.parameters() if p.grad is not None]
-            norms = torch._foreach_norm(grads)
-            for g, n in zip(grads, norms):
-                g.mul_((clip / (n + 1e-6)).clamp(max=1.0))
+            clip_gradients_([p.grad for p in self._student_params if p.grad is not None], clip)
         if self.global_step < self.optim_config.freeze_last_layer_steps:
-            for p in self.student.head.last_layer.parameters():
+            for p in self._last_layer_params:  # the head's last layer: one weight
                 p.grad = None
 
     # ------------------------------------------------------------------ evaluation
@@ -319,7 +339,10 @@ class DistillationWithContrast(pl.LightningModule):
         """AdamW over two groups (no weight decay on biases and norm weights) + schedules."""
         cfg = self.optim_config
         optimizer = torch.optim.AdamW(
-            param_groups(self.student.named_parameters(), cfg.weight_decay), lr=cfg.lr, betas=cfg.betas
+            param_groups(self.student.named_parameters(), cfg.weight_decay),
+            lr=cfg.lr,
+            betas=cfg.betas,
+            **adamw_kernel(self.device),  # configure_optimizers runs once the module is on its device
         )
         self.schedules = self._build_schedules()
         self._warn_if_schedules_changed()
