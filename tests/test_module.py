@@ -137,12 +137,29 @@ def test_non_finite_loss_stops_with_a_checkpoint_of_the_last_good_state(tiny_mod
         return out * float("nan") if model.global_step == 2 else out
 
     model.distill_loss.forward = poisoned
-    trainer = tiny_trainer(tmp_path, max_epochs=2)
+    trainer = tiny_trainer(tmp_path, max_epochs=2, log_every_n_steps=1)  # the flag is read every step
     with pytest.raises(FloatingPointError, match=r"non-finite loss at step 2 .* saved to .*last-finite-step2.ckpt"):
         trainer.fit(model, tiny_data(tiny_modelnet))
     ckpt = torch.load(tmp_path / "last-finite-step2.ckpt", weights_only=True)
     assert ckpt["global_step"] == 2
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+
+
+def test_non_finite_loss_between_checks_is_named_at_the_next_check(tiny_modelnet, tmp_path) -> None:
+    """The flag lives on the device and is read at the logging interval / epoch end: a NaN at step 2
+    of a 6-step epoch (log_every_n_steps 50) stops the run at the epoch's last step, naming step 2."""
+    model = tiny_module()
+    real = model.distill_loss.forward
+    model.distill_loss.forward = lambda s, t, temp: real(s, t, temp) * (float("nan") if model.global_step == 2 else 1.0)
+    trainer = tiny_trainer(tmp_path, max_epochs=2)
+    with pytest.raises(
+        FloatingPointError,
+        match=r"non-finite loss at step 2 \(distill=nan.*found at the check of step 5 .* steps 2 to 4 already updated"
+        r".*non-finite-since-step2-at-step5.ckpt",
+    ):
+        trainer.fit(model, tiny_data(tiny_modelnet))
+    assert trainer.global_step == 5  # steps 0-4 stepped; step 5 stopped before its update
+    assert torch.load(tmp_path / "non-finite-since-step2-at-step5.ckpt", weights_only=True)["global_step"] == 5
 
 
 def test_resume_continues_exactly_like_an_uninterrupted_run(tiny_modelnet, tmp_path) -> None:

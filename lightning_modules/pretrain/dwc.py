@@ -143,12 +143,43 @@ def clip_gradients_(grads: list[Tensor], clip: float) -> None:
     torch._foreach_mul_(grads, coefs)
 
 
-def _finite_on_all_ranks(loss: Tensor) -> bool:
-    """True when the loss is finite on every rank (all ranks must agree to stop together)."""
-    finite = torch.isfinite(loss.detach()).float()
-    if is_distributed():
-        torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
-    return bool(finite.item())
+@dataclass
+class NonFiniteWatch:
+    """Device-side record of non-finite losses, read on the host only when checked.
+
+    ``seen``: some loss since the start was non-finite; ``first_step``, ``distill``,
+    ``contrast``: the step and the two terms of the first such loss. All 0-d tensors on
+    the loss's device, updated without a host read (:meth:`update`).
+    """
+
+    seen: Tensor
+    first_step: Tensor
+    distill: Tensor
+    contrast: Tensor
+
+    @classmethod
+    def on(cls, device: torch.device) -> NonFiniteWatch:
+        """Nothing seen yet, on ``device``."""
+        zero = torch.zeros((), device=device)
+        return cls(torch.zeros((), dtype=torch.bool, device=device), torch.zeros((), dtype=torch.long, device=device), zero, zero)
+
+    @torch.no_grad()
+    def update(self, step: int, loss: Tensor, loss_distill: Tensor, loss_contrast: Tensor) -> None:
+        """Fold one step's loss in (device ops only)."""
+        bad = ~torch.isfinite(loss.detach())
+        first = bad & ~self.seen
+        self.first_step = torch.where(first, step, self.first_step)
+        self.distill = torch.where(first, loss_distill.detach().float(), self.distill)
+        self.contrast = torch.where(first, loss_contrast.detach().float(), self.contrast)
+        self.seen = self.seen | bad
+
+    def seen_on_any_rank(self) -> bool:
+        """True when a non-finite loss was seen on any rank (one host read; every rank must
+        call it at the same step, as all must stop together)."""
+        seen = self.seen.float()
+        if is_distributed():
+            torch.distributed.all_reduce(seen, op=torch.distributed.ReduceOp.MAX)
+        return bool(seen.item())
 
 
 class DistillationWithContrast(pl.LightningModule):
@@ -235,6 +266,7 @@ class DistillationWithContrast(pl.LightningModule):
         self.schedules: Schedules | None = None
         self._saved_schedules: dict[str, Any] | None = None
         self.collapse = CollapseMonitor(self.head_config.out_dim)
+        self._non_finite: NonFiniteWatch | None = None
 
     def train(self, mode: bool = True) -> DistillationWithContrast:
         """Switch the student's mode; the teacher stays in eval mode (no drop path) except
@@ -246,8 +278,9 @@ class DistillationWithContrast(pl.LightningModule):
     def on_train_start(self) -> None:
         """Lightning keeps each module's mode rather than calling ``train()``: set the teacher's.
         Here as well as at each epoch start, because a run resumed in the middle of an epoch
-        skips ``on_train_epoch_start`` for that epoch."""
+        skips ``on_train_epoch_start`` for that epoch. A new fit watches for non-finite losses afresh."""
         set_teacher_mode(self.teacher, training=True)
+        self._non_finite = None
 
     def on_train_epoch_start(self) -> None:
         """Again at every epoch: end-of-epoch probes and pictures put the teacher in eval mode."""
@@ -266,11 +299,27 @@ class DistillationWithContrast(pl.LightningModule):
         loss_distill = self.distill_loss(student_out.logits, teacher_out.logits, teacher_temp)
         loss_contrast = self.contrastive_loss(student_out.embedding, teacher_out.embedding)
         loss = self.total_loss(loss_distill, loss_contrast)
-        if not _finite_on_all_ranks(loss):
-            self._stop_on_non_finite(step, loss_distill, loss_contrast)
+        if self._non_finite is None:
+            self._non_finite = NonFiniteWatch.on(loss.device)
+        self._non_finite.update(step, loss, loss_distill, loss_contrast)
+        if self._non_finite_check_due(step, batch_idx) and self._non_finite.seen_on_any_rank():
+            self._stop_on_non_finite(step)
         self._log_step(loss, loss_distill, loss_contrast, teacher_out, teacher_temp, step)
         self.distill_loss.update_center(teacher_out.logits)
         return loss
+
+    def _non_finite_check_due(self, step: int, batch_idx: int) -> bool:
+        """Whether this step reads the non-finite flag on the host: at Lightning's logging
+        interval (``trainer.log_every_n_steps``), the last batch of an epoch and the last step
+        of the run; every step without a trainer. Decided from host counters only, the same
+        on every rank."""
+        trainer = self._trainer
+        if trainer is None:
+            return True
+        every = max(1, int(trainer.log_every_n_steps or 1))
+        last_batch = batch_idx + 1 >= trainer.num_training_batches
+        last_step = trainer.max_steps is not None and trainer.max_steps > 0 and step + 1 >= trainer.max_steps
+        return (step + 1) % every == 0 or last_batch or last_step
 
     def contrastive_loss(self, student_emb: Tensor, teacher_emb: Tensor) -> Tensor:
         """InfoNCE of each student view (or each global one) against each *other* teacher global view."""
@@ -441,15 +490,32 @@ class DistillationWithContrast(pl.LightningModule):
         if states:
             restore_rng_state(states[rank()] if rank() < len(states) else states[0])
 
-    def _stop_on_non_finite(self, step: int, loss_distill: Tensor, loss_contrast: Tensor) -> None:
-        """Save the last good state (before this step's update) and stop with a clear message."""
+    def _stop_on_non_finite(self, step: int) -> None:
+        """Save the state before this step's update and stop with a clear message.
+
+        The flag is read every ``trainer.log_every_n_steps`` steps, not every step (no host
+        sync per step): when the first non-finite loss came before this step, the steps since
+        have already updated the model with it, and the message says so.
+        """
+        watch = self._non_finite
+        first = int(watch.first_step.item()) if watch is not None else step
         ckpt_cb = self.trainer.checkpoint_callback
         directory = Path(getattr(ckpt_cb, "dirpath", None) or self.trainer.default_root_dir)
-        path = directory / f"last-finite-step{step}.ckpt"
+        terms = f"distill={watch.distill.item():.4g}, contrast={watch.contrast.item():.4g}" if watch is not None else ""
+        if first == step:
+            path = directory / f"last-finite-step{step}.ckpt"
+            saved = f"the last good state is saved to {path}"
+        else:
+            path = directory / f"non-finite-since-step{first}-at-step{step}.ckpt"
+            saved = (
+                f"found at the check of step {step} (the flag is read every trainer.log_every_n_steps = "
+                f"{self.trainer.log_every_n_steps} steps and at epoch ends); steps {first} to {step - 1} "
+                f"already updated the model, so the state saved to {path} is not a good one: resume from "
+                "an earlier checkpoint, and set trainer.log_every_n_steps: 1 to stop before the first bad update"
+            )
         self.trainer.save_checkpoint(path)
         raise FloatingPointError(
-            f"non-finite loss at step {step} (distill={loss_distill.item():.4g}, "
-            f"contrast={loss_contrast.item():.4g}); the last good state is saved to {path}. "
+            f"non-finite loss at step {first} ({terms}); {saved}. "
             "Lower model.optim.lr or raise model.optim.warmup_epochs, then resume with --ckpt_path."
         )
 
