@@ -1,7 +1,8 @@
 """The momentum teacher: an exponential moving average of the student.
 
-Student/teacher module pairs are declared once (``momentum_pairs``) and every update
-walks them, so adding a module to both networks is one line. Only parameters are
+Student/teacher module pairs are declared once (``momentum_pairs``), so adding a module to
+both networks is one line; their parameters are flattened once (:func:`momentum_params`) and
+every update is two multi-tensor kernels over those lists. Only parameters are
 averaged (as DINO does): buffers such as BatchNorm running statistics are the teacher's
 own, gathered from the views the teacher itself sees (see :func:`set_teacher_mode`).
 """
