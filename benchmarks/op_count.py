@@ -33,11 +33,16 @@ class OpCounter(TorchDispatchMode):
         self.counts: Counter[str] = Counter()
         self.by_phase: Counter[str] = Counter()
         """Ops per phase of the work: whatever :attr:`phase` was when each op ran."""
+        self.reads_by_phase: Counter[str] = Counter()
+        """Host reads per phase."""
         self.phase = "other"
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
-        self.counts[str(func.overloadpacket)] += 1
+        name = str(func.overloadpacket)
+        self.counts[name] += 1
         self.by_phase[self.phase] += 1
+        if name in HOST_READ_OPS:
+            self.reads_by_phase[self.phase] += 1
         return func(*args, **(kwargs or {}))
 
     @property

@@ -247,6 +247,7 @@ def measure(config: str, args: argparse.Namespace) -> dict:
         line += f", {launches} CUDA kernel launches/step" if launches is not None else " (kernel launches: CUDA only)"
         print(line)
         print("  ops by part  " + ", ".join(f"{name} {n}" for name, n in host.by_phase.items()))
+        print("  reads by part " + (", ".join(f"{name} {n}" for name, n in host.reads_by_phase.items()) or "none"))
         print("  top ops      " + ", ".join(f"{name} {n}" for name, n in host.top(8)))
     gflops = "-"
     if flops is not None:

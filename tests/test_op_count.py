@@ -32,4 +32,27 @@ def test_backward_ops_are_counted_by_phase() -> None:
     assert c.by_phase["forward"] == 2  # mul, sum
     assert c.by_phase["backward"] >= 1  # the engine's ops, in the mode too
     assert sum(c.by_phase.values()) == c.total
+    assert not c.reads_by_phase  # no .item() anywhere
     torch.testing.assert_close(w.grad, torch.full((3,), 2.0))
+
+
+def test_multicrop_ops_do_not_grow_with_the_number_of_crops() -> None:
+    """All crops of a resolution are one batch: 2 or 6 local crops dispatch the same ops."""
+    from datamodules.views.crops import CropSpec, MultiCrop, MultiCropConfig
+
+    pts = torch.rand(3, 200, 3)
+
+    def ops(local: int) -> int:
+        mc = MultiCrop(MultiCropConfig(global_crops=CropSpec(2, 64, (0.5, 1.0)), local_crops=CropSpec(local, 16, (0.1, 0.4))))
+        return count_ops(lambda: mc(pts, torch.Generator().manual_seed(0))).total
+
+    assert ops(2) == ops(6)
+
+
+def test_fps_costs_six_ops_an_iteration_and_no_host_read() -> None:
+    from backbones.grouping import farthest_point_sample
+
+    pts = torch.rand(4, 100, 3)
+    short, long = (count_ops(lambda s=s: farthest_point_sample(pts, s)) for s in (9, 17))
+    assert long.total - short.total == 6 * 8
+    assert long.host_reads == 0
