@@ -20,7 +20,11 @@ Without ``--loader`` the clouds are one random batch made on the device (no data
 forwards and backward (:mod:`benchmarks.flops`) and prints the achieved TFLOP/s and, on a
 GPU it knows (H100/H200: 989 dense bf16 TFLOP/s) or with ``--peak-tflops``, the model FLOP
 utilisation. ``--profile`` prints torch.profiler's table of the timed steps (CPU, and CUDA
-on a GPU), the way the work the step did twice was found.
+on a GPU), the way the work the step did twice was found. ``--ops`` runs one more
+steady-state step (crops, grouping, forwards, backward, optimizer, EMA; untimed) under a
+``TorchDispatchMode`` and prints its host-side figures (:mod:`benchmarks.op_count`): ATen ops
+dispatched, host reads (``aten._local_scalar_dense`` + ``aten.is_nonzero``) and, on CUDA, the
+kernel launches the profiler records over a second such step.
 
 Every backbone is timed in turn (``--backbone``: PoinT-ViT, PointNet, DGCNN) with its
 config (``--scale cpu``: ``configs/default.yaml``, ``pointnet.yaml``, ``dgcnn.yaml``;
@@ -35,6 +39,7 @@ Usage:
     python benchmarks/train_step.py --config configs/vit_small.yaml --precision bf16 --loader --flops   # GPU report
     python benchmarks/train_step.py --backbone vit --steps 2 --profile                                # CPU profile
     python benchmarks/train_step.py --backbone vit --compile                                          # torch.compile
+    python benchmarks/train_step.py --config configs/vit_small.yaml --batch-size 8 --steps 1 --ops    # ops/step, host reads
 """
 
 from __future__ import annotations
@@ -82,6 +87,8 @@ def main() -> None:
                         help="the device's peak for MFU (default: 989 on H100/H200, the dense bf16 peak)")
     parser.add_argument("--profile", action="store_true", help="print torch.profiler's table of the timed steps")
     parser.add_argument("--compile", action="store_true", help="--model.compile true (compile time in the warm-up)")
+    parser.add_argument("--ops", action="store_true",
+                        help="count one extra steady-state step's ATen ops and host reads (and CUDA kernel launches)")
     args = parser.parse_args()
     configs = [args.config] if args.config else [str(ROOT / "configs" / CONFIGS[args.scale][b]) for b in args.backbone]
     summary = []
@@ -98,6 +105,7 @@ def measure(config: str, args: argparse.Namespace) -> dict:
     """Time ``--steps`` steps of ``config`` after ``--warmup`` untimed ones; print the breakdown."""
     from backbones import grouping
     from benchmarks.flops import count_flops, default_peak_tflops, mfu
+    from benchmarks.op_count import OpCounter, count_kernel_launches
     from benchmarks.random_clouds import RandomClouds, clouds_needed, random_clouds
     from benchmarks.step_timer import peak_memory
     from lightning_modules.commands.cli import run_cli
@@ -128,7 +136,11 @@ def measure(config: str, args: argparse.Namespace) -> dict:
     times: dict[str, float] = defaultdict(float)
     timing = False
 
+    counter = None  # the OpCounter of the --ops step, told each phase
+
     def timed(name: str, fn):
+        if counter is not None:
+            counter.phase = name
         _sync(device)
         t0 = time.perf_counter()
         out = fn()
@@ -160,13 +172,9 @@ def measure(config: str, args: argparse.Namespace) -> dict:
     profiler = _profiler(device) if args.profile else None
     warmup_start = time.perf_counter()
     warmup_seconds = 0.0
-    for step in range(args.warmup + args.steps):
-        timing = step >= args.warmup
-        if step == args.warmup:
-            warmup_seconds = time.perf_counter() - warmup_start
-            cpu_start = time.process_time()
-            if profiler is not None:
-                profiler.__enter__()
+    def one_step(fps: bool = True) -> None:
+        """One training step (``fps``: also time the FPS on its own, work outside the step)."""
+        nonlocal flops
         if args.loader:
             points = timed("loader", lambda: next(batches)[0].to(device, non_blocking=True))
             views = timed("crops", lambda points=points: data.on_after_batch_transfer((points, None), 0))
@@ -177,7 +185,7 @@ def measure(config: str, args: argparse.Namespace) -> dict:
             views = timed("crops", lambda pts=pts: data.multicrop(pts, gen))
         patches = timed("grouping", lambda views=views: model.student.group(views["global"]))
         local_patches = timed("grouping", lambda views=views: model.student.group(views["local"]))
-        if hasattr(model.student.backbone, "num_patches"):
+        if fps and hasattr(model.student.backbone, "num_patches"):
             for kind in ("global", "local"):
                 timed("fps", lambda v=views[kind]: fps_only(v))
         if args.flops and flops is None and not timing:  # counted on a warm-up step, not timed
@@ -192,8 +200,24 @@ def measure(config: str, args: argparse.Namespace) -> dict:
 
         timed("optim", optim_step)
         timed("ema", lambda: ema_update(model.momentum_pairs, 0.996))
+
+    for step in range(args.warmup + args.steps):
+        timing = step >= args.warmup
+        if step == args.warmup:
+            warmup_seconds = time.perf_counter() - warmup_start
+            cpu_start = time.process_time()
+            if profiler is not None:
+                profiler.__enter__()
+        one_step()
     if profiler is not None:
         profiler.__exit__(None, None, None)
+    host = None
+    if args.ops:  # one more steady-state step, untimed, under the op counter (and the profiler on CUDA)
+        timing = False
+        with OpCounter() as counter:
+            one_step(fps=False)
+        host, counter = counter, None
+        launches = count_kernel_launches(lambda: one_step(fps=False)) if device.type == "cuda" else None
 
     cpu_per_step = (time.process_time() - cpu_start) / args.steps
     step_time = sum(v for k, v in times.items() if k != "fps") / args.steps
@@ -218,6 +242,13 @@ def measure(config: str, args: argparse.Namespace) -> dict:
         note = "  (inside grouping)" if name == "fps" else ""
         print(f"  {name:<12} {ms:9.1f} ms  {100 * times[name] / args.steps / step_time:5.1f} %{note}")
     print(f"  peak memory  {peak_memory(device)}")
+    if host is not None:
+        line = f"  host         {host.total} ATen ops/step, {host.host_reads} host reads/step"
+        line += f", {launches} CUDA kernel launches/step" if launches is not None else " (kernel launches: CUDA only)"
+        print(line)
+        print("  ops by part  " + ", ".join(f"{name} {n}" for name, n in host.by_phase.items()))
+        print("  reads by part " + (", ".join(f"{name} {n}" for name, n in host.reads_by_phase.items()) or "none"))
+        print("  top ops      " + ", ".join(f"{name} {n}" for name, n in host.top(8)))
     gflops = "-"
     if flops is not None:
         peak = args.peak_tflops or default_peak_tflops(device)

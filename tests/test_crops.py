@@ -53,6 +53,23 @@ def test_crop_points_are_the_k_nearest_of_their_seed() -> None:
         assert ok
 
 
+def test_batched_crops_are_each_the_k_nearest_of_a_seed_of_their_own_cloud() -> None:
+    """num_crops crops per cloud in one batch: row c·B + b is a crop of cloud b, each its own draw."""
+    pts = _cloud(2, 300)
+    spec = CropSpec(3, 75, (0.25, 0.25))  # k = 75, all of them kept
+    idx = crop_indices(pts, spec, torch.Generator().manual_seed(1), num_crops=3)
+    assert idx.shape == (6, 75)
+    seen = set()
+    for row in range(6):
+        b = row % 2
+        chosen = sorted(idx[row].tolist())
+        assert len(set(chosen)) == 75
+        seeds = [s for s in chosen if sorted((pts[b] - pts[b, s]).square().sum(-1).argsort()[:75].tolist()) == chosen]
+        assert seeds, f"row {row} is not the 75 nearest points of any of its points in cloud {b}"
+        seen.add((b, tuple(chosen)))
+    assert len(seen) == 6  # three different crops of each cloud
+
+
 def test_multicrop_views_come_from_the_source_cloud() -> None:
     pts = _cloud(3, 600)
     cfg = MultiCropConfig(

@@ -47,6 +47,40 @@ def test_knn_equals_brute_force_nearest_first() -> None:
             assert idx[b, q].tolist() == sorted_neighbours(queries[b, q], pts[b], 5)
 
 
+def test_knn_is_exact_for_near_duplicates_far_from_the_origin() -> None:
+    """Points 1e-2 apart around (1000, 1000, 1000): |q|² + |p|² - 2 q·p (cdist's matrix-product
+    path, and a TF32 matmul on a GPU) cancels away every digit that tells them apart."""
+    g = torch.Generator().manual_seed(0)
+    far = torch.full((1, 1, 3), 1000.0)
+    pts = far + torch.rand(2, 64, 3, generator=g) * 1e-2
+    queries = far + torch.rand(2, 30, 3, generator=g) * 1e-2
+    idx = knn(queries, pts, 4)
+    for b in range(2):
+        for q in range(30):
+            assert idx[b, q].tolist() == sorted_neighbours(queries[b, q], pts[b], 4)
+
+
+def test_knn_in_a_feature_space_equals_brute_force() -> None:
+    """DGCNN's dynamic graph: kNN among 16-dimensional features, the clouds' own points as queries."""
+    torch.manual_seed(0)
+    feats = torch.randn(2, 80, 16) + 50.0
+    idx = knn(feats, feats, 6)
+    for b in range(2):
+        for q in range(80):
+            assert idx[b, q].tolist() == sorted_neighbours(feats[b, q], feats[b], 6)
+
+
+def test_fps_from_a_random_start_equals_the_loop_from_that_start() -> None:
+    torch.manual_seed(0)
+    pts = torch.rand(4, 90, 3)
+    torch.manual_seed(3)
+    idx = farthest_point_sample(pts, 12, random_start=True)
+    torch.manual_seed(3)
+    starts = torch.randint(0, 90, (4,))  # the start is the generator's one draw
+    for b in range(4):
+        assert idx[b].tolist() == loop_fps(pts[b], 12, int(starts[b]))
+
+
 def test_group_patches_are_fps_centres_and_their_nearest_points_relative_to_them() -> None:
     torch.manual_seed(0)
     pts = torch.rand(2, 128, 3)

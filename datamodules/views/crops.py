@@ -60,28 +60,33 @@ class MultiCropConfig:
             raise ValueError(f"{prefix}.augment.scale must satisfy 0 < lo <= hi, got {list(self.augment.scale)}")
 
 
-def crop_indices(points: Tensor, spec: CropSpec, generator: torch.Generator | None = None) -> Tensor:
-    """Indices (B, spec.num_points) into ``points`` (B, N, 3) for one crop per cloud.
+def crop_indices(
+    points: Tensor, spec: CropSpec, generator: torch.Generator | None = None, num_crops: int = 1
+) -> Tensor:
+    """Indices (num_crops·B, spec.num_points) into ``points`` (B, N, 3): ``num_crops`` crops per cloud.
 
-    The k nearest neighbours of a random seed point are the crop; ``num_points`` of them
-    are drawn without replacement, or all of them plus random repeats when k is smaller.
+    Row ``c·B + b`` is crop ``c`` of cloud ``b``; all crops are drawn in one batched set of
+    ops. The k nearest neighbours of a random seed point are the crop; ``num_points`` of
+    them are drawn without replacement, or all of them plus random repeats when k is smaller.
     """
     b, n, _ = points.shape
     dev = points.device
+    rows = num_crops * b
     lo, hi = spec.scale
     if not 0.0 < lo <= hi <= 1.0:
         raise ValueError(f"crop scale must satisfy 0 < lo <= hi <= 1, got {spec.scale}")
-    frac = lo + (hi - lo) * torch.rand(b, device=dev, generator=generator)
+    frac = lo + (hi - lo) * torch.rand(rows, device=dev, generator=generator)
     k = (frac * n).round().long().clamp(1, n)
-    seed = torch.randint(0, n, (b,), device=dev, generator=generator)
-    seed_xyz = points[torch.arange(b, device=dev), seed].float()
-    dist = (points.float() - seed_xyz[:, None]).square().sum(-1)
+    seed = torch.randint(0, n, (num_crops, b), device=dev, generator=generator)
+    pts = points.float()
+    seed_xyz = pts[torch.arange(b, device=dev), seed]  # (num_crops, B, 3)
+    dist = (pts - seed_xyz[:, :, None]).square().sum(-1).flatten(0, 1)  # (num_crops·B, N)
     by_distance = dist.argsort(dim=1)
     # Random order among the k nearest (ranks >= k pushed behind every rank < k).
-    ranks = torch.arange(n, device=dev).expand(b, n)
-    keys = torch.rand(b, n, device=dev, generator=generator) + (ranks >= k[:, None]).float() * 2.0
+    ranks = torch.arange(n, device=dev)
+    keys = torch.rand(rows, n, device=dev, generator=generator) + (ranks >= k[:, None]).float() * 2.0
     order = keys.argsort(dim=1)
-    slot = torch.arange(spec.num_points, device=dev).expand(b, -1)
+    slot = torch.arange(spec.num_points, device=dev)
     slot = torch.where(slot < k[:, None], slot, slot % k[:, None])
     return torch.gather(by_distance, 1, torch.gather(order, 1, slot))
 
@@ -94,15 +99,15 @@ class MultiCrop:
         self.config.validate()
 
     def _crops(self, points: Tensor, spec: CropSpec, generator: torch.Generator | None) -> Tensor:
-        crops = []
-        for _ in range(spec.num_crops):
-            crop = gather_points(points, crop_indices(points, spec, generator))
-            if self.config.normalize:
-                crop = normalize_unit_sphere(crop)
-            crops.append(augment(crop, self.config.augment, generator))
-        if not crops:
-            return points.new_zeros(0, points.shape[0], spec.num_points, 3)
-        return torch.stack(crops)
+        """The (C, B, n, 3) crops of one kind: all C·B of them in one batch, no loop over crops."""
+        c, b = spec.num_crops, points.shape[0]
+        if c == 0:
+            return points.new_zeros(0, b, spec.num_points, 3)
+        idx = crop_indices(points, spec, generator, num_crops=c)  # (C·B, n)
+        crops = gather_points(points.repeat(c, 1, 1), idx)
+        if self.config.normalize:
+            crops = normalize_unit_sphere(crops)
+        return augment(crops, self.config.augment, generator).unflatten(0, (c, b))
 
     def __call__(self, points: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """Global and local crops of a batch (B, N, 3)."""
