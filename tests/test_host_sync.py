@@ -32,7 +32,7 @@ def _charge(stack: list[traceback.FrameSummary]) -> str:
     """``project``, ``torch.optim`` or ``other``: who made a host read, from its Python stack."""
     outside = [f for f in stack if not os.path.abspath(f.filename).startswith(TORCH) and not f.filename.startswith(TESTS)]
     caller = os.path.abspath(outside[-1].filename) if outside else ""
-    if caller.startswith(REPO):
+    if caller.startswith(REPO) and "site-packages" not in caller:  # a checkout's own .venv is not project code
         return "project"
     optim = os.path.join(TORCH, "optim") + os.sep
     return "torch.optim" if any(os.path.abspath(f.filename).startswith(optim) for f in stack) else f"other: {caller}"
