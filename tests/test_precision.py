@@ -14,7 +14,8 @@ def test_losses_and_center_stay_fp32_under_bf16_autocast() -> None:
     with torch.autocast("cpu", dtype=torch.bfloat16):
         teacher = model.teacher(views["global"])
         student = model._student_views(views["global"], views["local"])
-        assert student.logits.dtype == torch.bfloat16  # the network really ran in bf16
+        assert student.embedding.dtype == torch.bfloat16  # the network really ran in bf16
+        assert student.logits.dtype == teacher.logits.dtype == torch.float32  # the DINO head's last layer did not
         ld = model.distill_loss(student.logits, teacher.logits, 0.04)
         lc = model.contrastive_loss(student.embedding, teacher.embedding)
         model.distill_loss.update_center(teacher.logits)
@@ -40,3 +41,20 @@ def test_fit_with_bf16_mixed_precision(tiny_modelnet, tmp_path) -> None:
     assert trainer.global_step == 3
     assert torch.isfinite(trainer.callback_metrics["train/loss"])
     assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay fp32
+
+
+def test_the_dino_logits_are_the_fp32_last_layer_of_the_bf16_bottleneck() -> None:
+    head = tiny_module().student.head.eval()
+    x = torch.randn(5, head.mlp[0].in_features)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        z = head.mlp(x)
+        logits = head(x).logits
+    assert z.dtype == torch.bfloat16
+    # the reference: weight norm written out (g · v / ‖v‖ per output row), all in fp32
+    v = head.last_layer.parametrizations.weight.original1.float()
+    g = head.last_layer.parametrizations.weight.original0.float()
+    weight = g * v / v.norm(dim=1, keepdim=True)
+    bottleneck = z.float() / z.float().norm(dim=1, keepdim=True).clamp_min(1e-6)
+    torch.testing.assert_close(logits, bottleneck @ weight.T, rtol=1e-5, atol=1e-6)
+    rounded = (bottleneck @ weight.T).bfloat16().float()  # what a bf16 last layer would at best give
+    assert not torch.equal(logits, rounded)

@@ -68,7 +68,10 @@ class DINOHead(nn.Module):
     def forward(self, x: Tensor) -> HeadOutput:
         """(B, in_dim) features -> logits (B, K) and embedding (B, contrast_dim)."""
         z = self.mlp(x)
-        logits = self.last_layer(F.normalize(z, dim=-1, eps=1e-6))
+        # The K logits are sharpened at a teacher temperature of 0.04: under bf16 autocast they are
+        # computed in fp32 (bf16's 8-bit mantissa would round them before the softmax sees them).
+        with torch.autocast(z.device.type, enabled=False):
+            logits = self.last_layer(F.normalize(z.float(), dim=-1, eps=1e-6))
         embedding = F.normalize(self.contrast(z), dim=-1, eps=1e-6)
         return HeadOutput(logits=logits, embedding=embedding)
 
