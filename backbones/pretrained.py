@@ -61,6 +61,17 @@ def build_backbone(class_path: str, init_args: dict[str, Any], where: str) -> nn
         raise PretrainedError(f"{where}: init_args do not fit {class_path} ({err})") from None
 
 
+def backbone_config(backbone: nn.Module) -> dict[str, Any] | str:
+    """``{class_path, init_args}`` that :func:`build_backbone` rebuilds ``backbone`` from, or only its class
+    path when it does not tell its init args (``PointBackbone.init_args``)."""
+    class_path = f"{type(backbone).__module__}.{type(backbone).__qualname__}"
+    init_args = getattr(backbone, "init_args", None)
+    try:
+        return {"class_path": class_path, "init_args": init_args()} if init_args is not None else class_path
+    except AttributeError:
+        return class_path
+
+
 @dataclass(frozen=True)
 class StateDictMismatch:
     """How a state dict (a file's, a checkpoint's) differs from a module's: the keys that do not fit."""

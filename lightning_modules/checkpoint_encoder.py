@@ -49,6 +49,7 @@ from torch import nn
 from backbones.pretrained import (
     FORMAT,
     PretrainedError,
+    backbone_config,
     build_backbone,
     check_pretrained,
     import_class,
@@ -283,7 +284,8 @@ def read_source(path: str | os.PathLike, network: Network | None = None) -> Sour
 
 def backbone_spec(backbone: nn.Module) -> tuple[type, dict[str, Any]]:
     """The class and init args of a built backbone (``init_args()`` of :class:`~backbones.base.PointBackbone`)."""
-    args = backbone.init_args() if hasattr(backbone, "init_args") else {}
+    config = backbone_config(backbone)
+    args = config["init_args"] if isinstance(config, dict) else {}
     return type(backbone), {k: list(v) if isinstance(v, tuple) else v for k, v in args.items()}
 
 

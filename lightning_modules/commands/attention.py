@@ -37,7 +37,8 @@ from lightning_modules.commands.embed import (
     require_at_least_one,
     resolve_input,
 )
-from lightning_modules.commands.inputs import refuse_existing_output, replace_atomically
+from datamodules.cache import write_atomically
+from lightning_modules.commands.inputs import refuse_existing_output
 from lightning_modules.pictures.render import colormap, render_points, tile
 from lightning_modules.pictures.visuals import cls_attention_per_point
 
@@ -170,7 +171,7 @@ def run(args: Any) -> list[Path]:
     for sample in samples:
         maps = attention_maps(backbone, sample.cloud, device)
         picture = attention_picture(sample.cloud, maps, args.views, args.image_size, args.elevation)
-        path = replace_atomically(out / file_name(sample), lambda tmp: Image.fromarray(picture).save(tmp, format="PNG"))
+        path = write_atomically(out / file_name(sample), lambda tmp: Image.fromarray(picture).save(tmp, format="PNG"))
         written.append(path)
     heads = maps.shape[0] if samples else 0
     print(f"wrote {len(written)} pictures to {out} ({heads} heads + mean per row, {args.views} views; "

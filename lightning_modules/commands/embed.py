@@ -26,7 +26,6 @@ is replaced only with ``--overwrite``.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +39,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from backbones.pretrained import PretrainedError
+from datamodules.cache import write_atomically
 from datamodules.dataset import PointCloudSet
 from datamodules.detect import detect_datasets, known_sets
 from datamodules.errors import DataError
@@ -254,10 +254,9 @@ def write_h5(out: Path, embedding: Embedding, encoder: CheckpointEncoder, attrs:
     """Write the embedding to ``out`` (via a temporary file beside it, renamed when complete)."""
     import h5py
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     text = h5py.string_dtype()
-    try:
+
+    def write(tmp: Path) -> None:
         with h5py.File(tmp, "w") as f:
             f.create_dataset("features", data=embedding.features.astype(np.float32))
             if embedding.labels is not None:
@@ -281,10 +280,8 @@ def write_h5(out: Path, embedding: Embedding, encoder: CheckpointEncoder, attrs:
             }
             for key, value in values.items():
                 f.attrs[key] = value
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+
+    return write_atomically(out, write)
 
 
 def _input_root(source: PointCloudSet | PointFileFolder) -> Path | None:

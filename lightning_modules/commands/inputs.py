@@ -4,8 +4,8 @@
   reads it and it is a pointdwc checkpoint of the kind the command needs — before a run folder exists;
 * :func:`check_wandb_login`: a W&B logger that logs online needs a key (``WANDB_API_KEY`` or ``~/.netrc``),
   checked without importing wandb;
-* :func:`refuse_existing_output` / :func:`replace_atomically`: an existing output is replaced only with
-  ``--overwrite``, and then through a temporary file beside it;
+* :func:`refuse_existing_output`: an existing output is replaced only with ``--overwrite`` (and then
+  through a temporary file beside it, :func:`datamodules.cache.write_atomically`);
 * :func:`discard_unused_run_folder`: a run that failed before writing anything leaves no folder behind;
 * :func:`renamed_flags`: old spellings of a flag keep working for one release, with a notice on stderr.
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -108,18 +108,6 @@ def refuse_existing_output(path: Path, overwrite: bool, flag: str) -> None:
     """A DataError naming ``path`` when it exists and ``--overwrite`` was not given."""
     if not overwrite and (path.exists() or path.is_symlink()):
         raise DataError(f"{flag}={path}: already exists; pass --overwrite to replace it")
-
-
-def replace_atomically(path: Path, write: Callable[[Path], Any]) -> Path:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it onto ``path``; return ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def _only_marker(folder: Path, marker: str) -> bool:

@@ -27,13 +27,13 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from backbones.base import PointBackbone
 from backbones.point_vit import PointViT
+from backbones.pretrained import backbone_config
 from datamodules.views.augment import AugmentConfig
 from datamodules.classification import SCALE_AND_TRANSLATE
 from lightning_modules.pretrain.adamw import AdamWConfig
 from lightning_modules.checkpoint_encoder import BackboneOrigin, init_backbone_from
 from lightning_modules.downstream.classifier_head import ClassifierHead, ClassifierHeadConfig
-from lightning_modules.pretrain.dwc import _backbone_spec
-from lightning_modules.downstream.supervised import INIT_KEY, SupervisedTask
+from lightning_modules.downstream.supervised import SupervisedTask
 from lightning_modules.evaluation.voting import vote_probabilities
 
 
@@ -85,7 +85,7 @@ class FineTuneClassifier(SupervisedTask):
         # since a fine-tuned checkpoint no longer needs the file it started from
         self.save_hyperparameters(
             {
-                "backbone": _backbone_spec(self.backbone),
+                "backbone": backbone_config(self.backbone),
                 "num_classes": num_classes,
                 "head": asdict(head),
                 "optim": asdict(optim),

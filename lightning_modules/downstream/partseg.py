@@ -31,11 +31,11 @@ from torch import Tensor
 
 from backbones.base import PointBackbone
 from backbones.point_vit import PointViT
+from backbones.pretrained import backbone_config
 from datamodules.errors import DataError
 from datamodules.part_table import PartTable
 from lightning_modules.pretrain.adamw import AdamWConfig
 from lightning_modules.checkpoint_encoder import BackboneOrigin, init_backbone_from
-from lightning_modules.pretrain.dwc import _backbone_spec
 from lightning_modules.downstream.supervised import SupervisedTask
 from lightning_modules.downstream.part_iou import PartMIoU, restricted_argmax
 from lightning_modules.downstream.part_segmenter import PartSegmenter
@@ -94,7 +94,7 @@ class PartSegmentation(SupervisedTask):
         backbone = backbone if backbone is not None else PointViT()
         self.save_hyperparameters(
             {
-                "backbone": _backbone_spec(backbone),
+                "backbone": backbone_config(backbone),
                 "segmenter": asdict(segmenter),
                 "optim": asdict(optim),
                 "label_smoothing": label_smoothing,

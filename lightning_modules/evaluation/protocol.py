@@ -32,6 +32,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
+from datamodules.cache import write_atomically
+
 
 @dataclass(frozen=True)
 class ProtocolSpec:
@@ -204,12 +206,8 @@ def results_table(results: list[RunResult], spec: ProtocolSpec, unit: str = "see
 
 def write_json(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     """Write ``payload`` as JSON, atomically (a temporary file renamed)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=1, default=str) + "\n")
-    os.replace(tmp, path)
-    return path
+    text = json.dumps(payload, indent=1, default=str) + "\n"
+    return write_atomically(Path(path), lambda tmp: tmp.write_text(text))
 
 
 def results_payload(

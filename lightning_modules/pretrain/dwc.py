@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from backbones.base import PointBackbone
-from backbones.pretrained import checkpoint_state_dict, state_dict_mismatch
+from backbones.pretrained import backbone_config, checkpoint_state_dict, state_dict_mismatch
 from backbones.point_vit import PointViT
 from lightning_modules.pretrain.adamw import adamw_kernel, param_groups
 from lightning_modules.pretrain.collapse import CollapseMonitor
@@ -105,17 +105,6 @@ def _schedule_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[st
         elif old is None or not math.isclose(float(old), float(value), rel_tol=1e-9, abs_tol=0.0):
             changes.append(f"{name}: {old} -> {value}")
     return changes
-
-
-def _backbone_spec(backbone: PointBackbone) -> dict[str, Any] | str:
-    """``{class_path, init_args}`` of the backbone (so a checkpoint alone rebuilds it: ``pointdwc
-    embed``/``export``, LightningCLI's ``--ckpt_path``), or its class path if it does not tell its args."""
-    class_path = f"{type(backbone).__module__}.{type(backbone).__qualname__}"
-    init_args = getattr(backbone, "init_args", None)
-    try:
-        return {"class_path": class_path, "init_args": init_args()} if init_args is not None else class_path
-    except AttributeError:
-        return class_path
 
 
 def _compile_backend(compile: bool | str) -> str:
@@ -224,7 +213,7 @@ class DistillationWithContrast(pl.LightningModule):
         # Plain types only, so checkpoints load with torch.load(weights_only=True).
         self.save_hyperparameters(
             {
-                "backbone": _backbone_spec(backbone),
+                "backbone": backbone_config(backbone),
                 "head": asdict(head),
                 "distill": asdict(distill),
                 "contrast": asdict(contrast),
