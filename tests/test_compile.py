@@ -74,6 +74,24 @@ def test_an_unknown_backend_is_refused_naming_the_field() -> None:
         DistillationWithContrast(compile="fastest")
 
 
+def test_compile_mode_reaches_both_networks_and_needs_inductor(tmp_path, monkeypatch) -> None:
+    """``reduce-overhead`` (CUDA graphs on CUDA) is inductor's: refused with another backend or none."""
+    from lightning_modules.commands.cli import run_cli
+
+    monkeypatch.chdir(tmp_path)
+    model = run_cli(["--config", TINY, "--model.compile", "true", "--model.compile_mode", "reduce-overhead",
+                     "--trainer.logger", "false"], run=False).model
+    assert model.student._compile_mode == model.teacher._compile_mode == "reduce-overhead"
+    assert model._cuda_graphs and model.hparams["compile_mode"] == "reduce-overhead"
+    with pytest.raises(ValueError, match="model.compile_mode: 'reduce-overhead' needs model.compile: true"):
+        DistillationWithContrast(compile="aot_eager", compile_mode="reduce-overhead")
+    with pytest.raises(ValueError, match="model.compile_mode: 'reduce-overhead' needs model.compile: true"):
+        DistillationWithContrast(compile_mode="reduce-overhead")
+    with pytest.raises(ValueError, match="model.compile_mode: 'turbo' is not a torch.compile mode"):
+        DistillationWithContrast(compile=True, compile_mode="turbo")
+    assert not DistillationWithContrast(compile=True, compile_mode="max-autotune-no-cudagraphs")._cuda_graphs
+
+
 def test_ddp_fit_with_compiled_networks(tiny_modelnet, tmp_path) -> None:
     """2 gloo processes, each compiling its networks inside Lightning's DDP wrapper, train and probe."""
     from tests.test_cli import run_console
@@ -88,3 +106,24 @@ def test_ddp_fit_with_compiled_networks(tiny_modelnet, tmp_path) -> None:
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     # 24 clouds, batch 4 per rank on 2 ranks: 3 steps in the epoch
     assert checkpoint["global_step"] == 3 and checkpoint["hyper_parameters"]["compile"] == "aot_eager"
+
+
+@pytest.mark.parametrize(("backbone", "autocast"), [("vit", False), ("vit", True), ("pointnet", False), ("dgcnn", False)])
+def test_each_network_forward_is_one_graph_without_breaks(backbone, autocast) -> None:
+    """What ``compile_forward`` compiles (backbone + head of one crop resolution) is one dynamo graph.
+
+    The student at both crop resolutions and the teacher at the global one, in fp32 and (ViT) under
+    bf16 autocast, where the head's last layer leaves autocast: a break would split the graph and
+    run the rest eagerly.
+    """
+    from tests.helpers import tiny_dgcnn, tiny_pointnet
+
+    make = {"vit": lambda: None, "pointnet": tiny_pointnet, "dgcnn": tiny_dgcnn}[backbone]
+    model = tiny_module(make())
+    for net, points in ((model.student, 128), (model.student, 32), (model.teacher, 128)):
+        views = torch.rand(2, 4, points, 3)
+        torch._dynamo.reset()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            explained = torch._dynamo.explain(net._embed)(views.flatten(0, 1), net.group(views))
+        assert explained.graph_break_count == 0, [str(b.reason) for b in explained.break_reasons]
+        assert explained.graph_count == 1

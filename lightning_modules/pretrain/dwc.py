@@ -117,6 +117,21 @@ def _compile_backend(compile: bool | str) -> str:
     return str(compile)
 
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+"""``torch.compile`` modes of the inductor backend; the two without ``no-cudagraphs`` capture CUDA graphs on CUDA."""
+
+
+def _compile_mode(mode: str | None, backend: str | None) -> str | None:
+    """``model.compile_mode`` checked against the backend it needs (inductor), or one clear error."""
+    if mode is None:
+        return None
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"model.compile_mode: {mode!r} is not a torch.compile mode; use one of {COMPILE_MODES}")
+    if backend != "inductor":
+        raise ValueError(f"model.compile_mode: {mode!r} needs model.compile: true (inductor), got model.compile: {backend}")
+    return mode
+
+
 def clip_gradients_(grads: list[Tensor], clip: float) -> None:
     """DINO's per-parameter clip, in place: each gradient times ``min(1, clip / (‖g‖ + 1e-6))``.
 
@@ -190,9 +205,14 @@ class DistillationWithContrast(pl.LightningModule):
         compile: ``torch.compile`` the backbone + head of the student and of the teacher
             (``true``: inductor; a string names another backend, e.g. ``aot_eager`` to check
             graph capture without generating code), one static-shape graph per crop
-            resolution; see :meth:`~lightning_modules.pretrain.network.Network.compile_forward`. Off by
-            default: measured no faster on a 2-core CPU once compiled, and compiling takes
+            resolution, each a single graph (``fullgraph``: a graph break is an error, not a silent
+            eager fallback); see :meth:`~lightning_modules.pretrain.network.Network.compile_forward`.
+            Off by default: measured no faster on a 2-core CPU once compiled, and compiling takes
             minutes there; not yet measured on a GPU (README, "Benchmarks").
+        compile_mode: inductor's mode with ``compile: true``: ``reduce-overhead`` replays each
+            forward as a CUDA graph on CUDA (one launch instead of hundreds of kernels; a step
+            boundary is marked at every training step), ``max-autotune`` also tunes kernels;
+            no effect on a CPU. Not yet measured on a GPU.
     """
 
     def __init__(
@@ -207,6 +227,7 @@ class DistillationWithContrast(pl.LightningModule):
         max_epochs: int | None = None,
         sync_batchnorm: bool = False,
         compile: bool | str = False,
+        compile_mode: str | None = None,
     ) -> None:
         super().__init__()
         backbone = backbone if backbone is not None else PointViT()
@@ -223,6 +244,7 @@ class DistillationWithContrast(pl.LightningModule):
                 "max_epochs": max_epochs,
                 "sync_batchnorm": sync_batchnorm,
                 "compile": compile,
+                "compile_mode": compile_mode,
             }
         )
         _check_loss_weights(distill.weight, contrast.weight)
@@ -239,10 +261,12 @@ class DistillationWithContrast(pl.LightningModule):
         if sync_batchnorm:
             convert_to_global_batchnorm(self.student)  # the teacher below is a copy: converted too
         self.teacher = copy.deepcopy(self.student)
-        if compile:
-            backend = _compile_backend(compile)
-            self.student.compile_forward(backend)
-            self.teacher.compile_forward(backend)
+        backend = _compile_backend(compile) if compile else None
+        mode = _compile_mode(compile_mode, backend)
+        self._cuda_graphs = mode in ("reduce-overhead", "max-autotune")
+        if backend is not None:
+            self.student.compile_forward(backend, mode)
+            self.teacher.compile_forward(backend, mode)
         self.momentum_pairs = [(self.student.backbone, self.teacher.backbone), (self.student.head, self.teacher.head)]
         init_teacher(self.momentum_pairs)
         self._momentum_params: MomentumParams = momentum_params(self.momentum_pairs)
@@ -279,6 +303,8 @@ class DistillationWithContrast(pl.LightningModule):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         """One step of Distillation with Contrast on a batch of multi-crop views."""
         global_views, local_views = batch["global"], batch["local"]
+        if self._cuda_graphs and global_views.is_cuda:
+            torch.compiler.cudagraph_mark_step_begin()  # last step's graph outputs may be overwritten now
         step = self.global_step
         teacher_temp = self.schedules.teacher_temp(step) if self.schedules else self.distill_config.teacher_temp
         patches = self.student.group(global_views)  # one FPS + kNN of the global crops for both networks

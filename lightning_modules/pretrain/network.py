@@ -21,6 +21,7 @@ class Network(nn.Module):
         self.backbone = backbone
         self.head = DINOHead(backbone.out_dim, head)
         self._compile_backend: str | None = None
+        self._compile_mode: str | None = None
         self._compiled: Callable[[Tensor, Any], HeadOutput] | None = None
 
     @torch.no_grad()
@@ -32,15 +33,18 @@ class Network(nn.Module):
         """
         return self.backbone.group(views.flatten(0, 1))
 
-    def compile_forward(self, backend: str = "inductor") -> None:
-        """``torch.compile`` the backbone and head of :meth:`forward` with ``backend``.
+    def compile_forward(self, backend: str = "inductor", mode: str | None = None) -> None:
+        """``torch.compile`` the backbone and head of :meth:`forward` with ``backend`` (and inductor's ``mode``).
 
         Shapes are static (``dynamic=False``): each crop resolution is its own call, so each
-        gets its own graph and no graph handles varying shapes. The grouping (FPS + kNN, a
-        data-dependent loop) stays outside the graph. Compiled lazily, in the process that
-        runs it; the parameters and the state dict are the module's own (nothing renamed).
+        gets its own graph and no graph handles varying shapes. Each is one graph
+        (``fullgraph=True``: a break raises instead of running part of the network eagerly).
+        The grouping (FPS + kNN, a data-dependent loop) stays outside the graph. Compiled
+        lazily, in the process that runs it; the parameters and the state dict are the
+        module's own (nothing renamed).
         """
         self._compile_backend = backend
+        self._compile_mode = mode
         self._compiled = None
 
     def _embed(self, flat_views: Tensor, patches: Any | None) -> HeadOutput:
@@ -59,7 +63,9 @@ class Network(nn.Module):
         else:
             if self._compiled is None:
                 embed = types.MethodType(_own_copy(Network._embed), self)
-                self._compiled = torch.compile(embed, backend=self._compile_backend, dynamic=False)
+                self._compiled = torch.compile(
+                    embed, backend=self._compile_backend, mode=self._compile_mode, dynamic=False, fullgraph=True
+                )
             out = self._compiled(views.flatten(0, 1), patches if patches is not None else self.group(views))
         return HeadOutput(out.logits.unflatten(0, (v, b)), out.embedding.unflatten(0, (v, b)))
 
