@@ -15,6 +15,7 @@ above :data:`TOLERANCE` is refused, and the file is never left half-written.
 
 from __future__ import annotations
 
+import io
 import json
 import warnings
 from pathlib import Path
@@ -127,10 +128,12 @@ def export_program(backbone: nn.Module, path: Path, num_points: int, extra_files
             with torch.no_grad():
                 program = torch.export.export(model, (example_clouds(TRACE_BATCH, num_points, 0),),
                                               dynamic_shapes=({0: batch},))
-            torch.export.save(program, str(tmp), extra_files=extra_files)
+            buffer = io.BytesIO()  # through a buffer: torch.export wants files named *.pt2, the temporary one is not
+            torch.export.save(program, buffer, extra_files=extra_files)
         except Exception as err:  # torch.export raises many types for code it cannot trace
             raise _refuse(path, backbone, "torch.export", err) from None
-        loaded = torch.export.load(str(tmp)).module()
+        tmp.write_bytes(buffer.getvalue())
+        loaded = torch.export.load(io.BytesIO(tmp.read_bytes())).module()
 
         def run(points: Tensor) -> Tensor:
             with torch.no_grad():
