@@ -32,7 +32,8 @@ def download(repo_id: str, revision: str | None = None) -> Path:
     try:
         folder = hub.snapshot_download(repo_id, revision=revision, allow_patterns=[CONFIG, WEIGHTS, CARD])
     except Exception as err:  # offline misses, 404s, network errors: all one line
-        offline = " (HF_HUB_OFFLINE is set: only the local cache was searched)" if hub.constants.HF_HUB_OFFLINE else ""
+        constants = require("huggingface_hub.constants", "the Hugging Face Hub")
+        offline = " (HF_HUB_OFFLINE is set: only the local cache was searched)" if constants.HF_HUB_OFFLINE else ""
         raise PretrainedError(
             f"{repo_id}: no such file or folder, and not available from the Hugging Face Hub{offline}: "
             f"{type(err).__name__}"

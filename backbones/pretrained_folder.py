@@ -8,8 +8,8 @@ The Hugging Face layout, readable without pointdwc's training code and without p
   feed it (``num_points``, ``normalisation``, ``out_dim``) and where it came from;
 * ``README.md``: the model card (written by ``pointdwc export``, not read back).
 
-:func:`read_folder` returns the same dictionary :func:`backbones.pretrained_source.read_exported`
-returns for a ``.pt`` file, so everything downstream of reading is one code path.
+:func:`read_folder` returns the same dictionary as ``torch.load`` of an exported ``.pt`` file
+(:func:`backbones.pretrained_source.read_local` reads either), so everything after reading is one code path.
 """
 
 from __future__ import annotations

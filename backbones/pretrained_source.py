@@ -18,7 +18,7 @@ from torch import nn
 
 from backbones.hub import download, is_repo_id
 from backbones.pretrained import PretrainedError, build_backbone, check_pretrained, load_torch_file, load_weights
-from backbones.pretrained_folder import WEIGHTS, read_folder
+from backbones.pretrained_folder import CONFIG, WEIGHTS, read_folder
 
 GRAPH_SUFFIXES = {".onnx": "onnxruntime.InferenceSession", ".pt2": "torch.export.load(PATH).module()"}
 """Exported graphs are run by their runtime, not rebuilt as a pointdwc backbone."""
@@ -49,19 +49,15 @@ def weights_file(path: Path) -> Path:
     return path / WEIGHTS if path.is_dir() else path
 
 
-def read_exported(source: str | os.PathLike) -> dict[str, Any]:
-    """The checked fields and ``state_dict`` of an exported ``.pt``, folder or Hub id."""
-    path = locate(source)
-    return check_pretrained(read_local(path), path)
-
-
 def load_pretrained(source: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
     """The backbone stored in ``source`` (a ``.pt`` file, a folder or a Hub repo id), in eval mode.
 
     ``pointdwc export`` writes the first two; a Hub id (``user/name``) is fetched through
     ``huggingface_hub`` (its cache and ``HF_HUB_OFFLINE`` apply).
     """
-    payload = read_exported(source)
-    backbone = build_backbone(payload["class_path"], payload["init_args"], str(source))
-    load_weights(backbone, payload["state_dict"], str(source))
+    path = locate(source)
+    payload = check_pretrained(read_local(path), path)
+    spec = path / CONFIG if path.is_dir() else path  # errors name the file that holds what is wrong
+    backbone = build_backbone(payload["class_path"], payload["init_args"], str(spec))
+    load_weights(backbone, payload["state_dict"], str(weights_file(path)))
     return backbone.to(map_location).eval()

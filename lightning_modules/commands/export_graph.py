@@ -15,9 +15,14 @@ above :data:`TOLERANCE` is refused, and the file is never left half-written.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import logging
+import os
+import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -60,6 +65,27 @@ def relative_difference(graph: Tensor, eager: Tensor) -> float:
     return float((graph.float() - eager.float()).abs().max() / eager.float().abs().max().clamp_min(1e-12))
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the exporters' own output (the tracer's warnings, the graph torch prints from C++ or logs when an
+    export fails): a failure is reported as one line by :func:`_refuse`, and success is decided by :func:`_check`."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved, disabled = [os.dup(fd) for fd in (1, 2)], logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        with open(os.devnull, "w") as null, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for fd in (1, 2):
+                os.dup2(null.fileno(), fd)
+            yield
+    finally:
+        for fd, copy in zip((1, 2), saved):
+            os.dup2(copy, fd)
+            os.close(copy)
+        logging.disable(disabled)
+
+
 def _eager(backbone: nn.Module, points: Tensor) -> Tensor:
     with torch.no_grad():
         return GlobalFeature(backbone).eval()(points)
@@ -93,8 +119,7 @@ def export_onnx(backbone: nn.Module, path: Path, num_points: int, metadata: dict
 
     def write(tmp: Path) -> None:
         try:
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the tracer's warnings about Python ints: the check decides
+            with torch.no_grad(), _quiet():
                 torch.onnx.export(model, (example_clouds(TRACE_BATCH, num_points, 0),), str(tmp), dynamo=False,
                                   input_names=["points"], output_names=["global_feature"], opset_version=opset,
                                   dynamic_axes={"points": {0: "batch"}, "global_feature": {0: "batch"}})
@@ -125,7 +150,7 @@ def export_program(backbone: nn.Module, path: Path, num_points: int, extra_files
 
     def write(tmp: Path) -> None:
         try:
-            with torch.no_grad():
+            with torch.no_grad(), _quiet():
                 program = torch.export.export(model, (example_clouds(TRACE_BATCH, num_points, 0),),
                                               dynamic_shapes=({0: batch},))
             buffer = io.BytesIO()  # through a buffer: torch.export wants files named *.pt2, the temporary one is not
