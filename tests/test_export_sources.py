@@ -99,6 +99,12 @@ def test_every_command_takes_a_folder(tiny_checkpoint, tiny_modelnet, folder, tm
         assert b.attrs["checkpoint"] == str(folder) and b.attrs["global_step"] == 2
     with pytest.raises(PretrainedError, match="holds the teacher's backbone, not the student's"):
         read_source(folder, "student")
+    # export itself reads any source: a folder converted to a .pt file is the same backbone
+    assert export_main(["--ckpt_path", str(folder), "--out", str(tmp_path / "again.pt")]) == 0
+    points = torch.randn(2, 256, 3)
+    with torch.no_grad():
+        assert torch.equal(load_pretrained(tmp_path / "again.pt")(points).global_feature,
+                           load_pretrained(folder)(points).global_feature)
 
 
 def test_the_card_reports_the_recorded_data_recipe_and_points(tiny_checkpoint, tmp_path) -> None:

@@ -105,10 +105,10 @@ def _write(encoder: CheckpointEncoder, out: Path, suffix: str, num_points: int, 
 
 def export(
     ckpt_path: Path, out: Path, network: str = "teacher", config: list[Path] | None = None, overwrite: bool = False,
-    num_points: int | None = None, opset: int = OPSET,
-) -> tuple[Path, str]:
-    """Write ``network``'s backbone of ``ckpt_path`` to ``out`` (format by its suffix; replacing one only with
-    ``overwrite``); return it and a note on the graph check."""
+    num_points: int | None = None, opset: int = OPSET, notes: list[str] | None = None,
+) -> Path:
+    """Write ``network``'s backbone of ``ckpt_path`` (a checkpoint or any exported source) to ``out`` (format by
+    its suffix; replacing one only with ``overwrite``); return it. A graph's check is appended to ``notes``."""
     out = out.expanduser()
     if out.absolute() == ckpt_path.expanduser().absolute():
         raise PretrainedError(f"{out}: the output would overwrite the checkpoint; choose another file")
@@ -118,7 +118,9 @@ def export(
         raise DataError(f"--num_points={num_points}: must be at least 1")
     encoder = load_checkpoint_encoder(ckpt_path, network, config)  # type: ignore[arg-type]
     note = _write(encoder, out, suffix, num_points or input_points(encoder), opset, overwrite)
-    return out, note
+    if notes is not None:
+        notes.append(note)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.push_to_hub is not None and (out.suffix or not is_repo_id(args.push_to_hub)):
             raise DataError(f"--push-to-hub={args.push_to_hub}: needs a folder --out (no suffix) and a USER/NAME id")
-        path, note = export(ckpt_path, out, args.network, args.config, args.overwrite, args.num_points, args.opset)
-        print(f"wrote {path} ({FORMATS[path.suffix]}): the {args.network} backbone of {ckpt_path}{note}")
+        notes: list[str] = []
+        path = export(ckpt_path, out, args.network, args.config, args.overwrite, args.num_points, args.opset, notes)
+        print(f"wrote {path} ({FORMATS[path.suffix]}): the {args.network} backbone of {ckpt_path}{''.join(notes)}")
         if args.push_to_hub is not None:
             print(f"uploaded {path} to {upload(path, args.push_to_hub)}")
     except (PretrainedError, DataError) as err:

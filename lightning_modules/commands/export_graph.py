@@ -125,8 +125,6 @@ def export_onnx(backbone: nn.Module, path: Path, num_points: int, metadata: dict
                                   dynamic_axes={"points": {0: "batch"}, "global_feature": {0: "batch"}})
         except Exception as err:  # the exporter raises many types for an unsupported operator
             raise _refuse(path, backbone, f"ONNX (opset {opset})", err) from None
-        finally:
-            model.eval()  # the exporter restores the mode it found; keep the backbone in eval mode regardless
         proto = onnx.load(str(tmp))
         proto.doc_string = metadata.get("card", "")
         for key, value in metadata.items():
