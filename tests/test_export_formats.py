@@ -53,6 +53,7 @@ def test_the_folder_and_the_graphs_say_what_the_encoder_is(probed, exported, tmp
     assert config["num_points"] == 512 and "radius 1" in config["normalisation"]
     assert config["pointdwc_version"] == pointdwc_version() and config["network"] == "teacher"
     assert config["global_step"] == 2 and config["probes"][0]["metrics"] == probe.last.metrics()
+    assert config["probes"][0]["num_points"] == 256 and config["probes"][0]["protocol"] == probe.protocol()
     card = (exported[""] / "README.md").read_text()
     assert f"| svm_acc | {probe.last.svm_acc:.2f} % | 2 |" in card and f"| knn_acc | {probe.last.knn_acc:.2f} % | 2 |" in card
     assert probe.protocol() in card  # the figures with the protocol that produced them
@@ -67,10 +68,10 @@ def test_the_folder_and_the_graphs_say_what_the_encoder_is(probed, exported, tmp
     assert json.loads(extra["config.json"]) == {k: v for k, v in config.items() if k not in ("format", "version")}
     assert extra["README.md"] == card
 
-    # without --num_points the checkpoint's own figure is used (none recorded here: 1024)
+    # without --num_points: the points per cloud of the probe stored in the checkpoint
     assert export_main(["--ckpt_path", str(ckpt), "--out", str(tmp_path / "enc")]) == 0
-    assert json.loads((tmp_path / "enc" / "config.json").read_text())["num_points"] == 1024
-    assert "(batch, 1024, 3)" in (tmp_path / "enc" / "README.md").read_text()
+    assert json.loads((tmp_path / "enc" / "config.json").read_text())["num_points"] == 256 == probe.num_points
+    assert "(batch, 256, 3)" in (tmp_path / "enc" / "README.md").read_text()
 
 
 def test_an_existing_output_is_kept_unless_overwrite(probed, tmp_path, capsys) -> None:

@@ -38,8 +38,17 @@ def training_config(encoder: CheckpointEncoder) -> dict[str, Any]:
     return config if isinstance(config, dict) else {}
 
 
+def _flow(value: Any) -> str:
+    """``value`` as one line of YAML flow style."""
+    return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()
+
+
 def input_points(encoder: CheckpointEncoder) -> int:
-    """Points per cloud the checkpoint was judged on: the probe's, else the data's, else 1024."""
+    """Points per cloud the checkpoint was judged on: its stored probe result's, else the training config's
+    probe or data section's, else 1024."""
+    for probe in encoder.probes:
+        if isinstance(probe.get("num_points"), int) and probe["num_points"] > 0:
+            return probe["num_points"]
     config = training_config(encoder)
     for section in ("probe", "data"):
         value = (config.get(section) or {}).get("num_points") if isinstance(config.get(section), dict) else None
@@ -79,13 +88,13 @@ def _data_line(config: dict[str, Any]) -> str:
         name = f"the data folder `{data['root']}`"
     else:
         name = "the embedded synthetic shapes (`datamodules.SyntheticShapes`)"
-    crops = f"; crops `{yaml.safe_dump(data['crops'], default_flow_style=True).strip()}`" if data.get("crops") else ""
+    crops = f"; crops `{_flow(data['crops'])}`" if data.get("crops") else ""
     return f"{name}, {data.get('num_points', '?')} points per cloud, batch {data.get('batch_size', '?')}{crops}"
 
 
 def _recipe_lines(config: dict[str, Any]) -> list[str]:
     model = config.get("model") if isinstance(config.get("model"), dict) else {}
-    lines = [f"- `{name}`: `{yaml.safe_dump(model[name], default_flow_style=True).strip()}`"
+    lines = [f"- `{name}`: `{_flow(model[name])}`"
              for name in RECIPE_SECTIONS if model.get(name) is not None]
     epochs = (config.get("trainer") or {}).get("max_epochs") if isinstance(config.get("trainer"), dict) else None
     if epochs is not None:
@@ -133,7 +142,7 @@ def model_card(encoder: CheckpointEncoder, fields: dict[str, Any], title: str) -
         "",
         f"- data: {_data_line(config)}",
         f"- steps: {step if step is not None else 'not recorded'}",
-        f"- backbone: `{encoder.class_path}` `{yaml.safe_dump(encoder.init_args, default_flow_style=True).strip()}`",
+        f"- backbone: `{encoder.class_path}` `{_flow(encoder.init_args)}`",
         *_recipe_lines(config),
         "",
         "## Probe figures stored in the checkpoint",

@@ -482,7 +482,8 @@ class LinearProbe(pl.Callback):
         model card (under ``checkpoint["callbacks"][state_key]``); empty before the first probe."""
         if self.last is None:
             return {}
-        return {"protocol": self.protocol(), "step": self.last.step, "metrics": self.last.metrics()}
+        return {"protocol": self.protocol(), "step": self.last.step, "num_points": self.num_points,
+                "metrics": self.last.metrics()}
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
