@@ -40,9 +40,9 @@ missing.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -208,6 +208,7 @@ def _exported_encoder(payload: dict[str, Any], source: str, local: Path, network
                                                       "init_args": dict(payload["init_args"])}}}, sort_keys=False),
         spec_source=f"the exported backbone {source}",
         global_step=step if isinstance(step, int) else None,
+        probes=[dict(p) for p in payload.get("probes") or [] if isinstance(p, dict)],
     )
 
 

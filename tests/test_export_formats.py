@@ -72,6 +72,9 @@ def test_the_folder_and_the_graphs_say_what_the_encoder_is(probed, exported, tmp
     assert export_main(["--ckpt_path", str(ckpt), "--out", str(tmp_path / "enc")]) == 0
     assert json.loads((tmp_path / "enc" / "config.json").read_text())["num_points"] == 256 == probe.num_points
     assert "(batch, 256, 3)" in (tmp_path / "enc" / "README.md").read_text()
+    # a folder exported again (to another format, or re-carded) keeps the probe figures it holds
+    assert export_main(["--ckpt_path", str(exported[""]), "--out", str(tmp_path / "again")]) == 0
+    assert f"| svm_acc | {probe.last.svm_acc:.2f} % | 2 |" in (tmp_path / "again" / "README.md").read_text()
 
 
 def test_an_existing_output_is_kept_unless_overwrite(probed, tmp_path, capsys) -> None:
