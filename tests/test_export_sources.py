@@ -20,7 +20,12 @@ import yaml
 from backbones import PointBackbone, PointViT, load_pretrained
 from backbones.base import BackboneOutput
 from backbones.pretrained import PretrainedError
-from lightning_modules.checkpoint_encoder import build_from_source, init_backbone_from, load_checkpoint_encoder, read_source
+from lightning_modules.checkpoint_encoder import (
+    build_from_source,
+    init_backbone_from,
+    load_checkpoint_encoder,
+    read_source,
+)
 from lightning_modules.commands.embed import main as embed_main
 from lightning_modules.commands.export import main as export_main
 from lightning_modules.commands.export_graph import export_onnx, export_program

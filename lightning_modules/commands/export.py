@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="config the checkpoint was trained with; only for checkpoints that do not record "
                         "their backbone (repeatable, merged over configs/default.yaml)")
     parser.add_argument("--num_points", type=int, default=None,
-                        help="points per cloud of an .onnx/.pt2 graph and the card (default: the probe's, else the data's)")
+                        help="points per cloud of an .onnx/.pt2 graph and the card "
+                        "(default: the stored probe's, else the data's)")
     parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default {OPSET}, the tested one)")
     parser.add_argument("--push-to-hub", dest="push_to_hub", default=None, metavar="USER/NAME",
                         help="upload the exported folder to this Hugging Face Hub repository (created if needed)")
@@ -77,7 +78,9 @@ def paths_of(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple
 def format_of(out: Path) -> str:
     """The suffix that picks the format (``""``: a folder); a DataError for any other suffix."""
     if out.suffix not in FORMATS:
-        raise DataError(f"--out={out}: unknown suffix {out.suffix!r}: use .pt, .onnx, .pt2 or a folder name without one")
+        raise DataError(
+            f"--out={out}: unknown suffix {out.suffix!r}: use .pt, .onnx, .pt2 or a folder name without one"
+        )
     return out.suffix
 
 

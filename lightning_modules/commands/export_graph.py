@@ -93,7 +93,8 @@ def _eager(backbone: nn.Module, points: Tensor) -> Tensor:
 
 def _refuse(path: Path, backbone: nn.Module, what: str, err: Exception) -> PretrainedError:
     return PretrainedError(
-        f"{path}: {type(backbone).__name__} cannot be exported to {what} ({type(err).__name__}: {first_sentence(err)}); "
+        f"{path}: {type(backbone).__name__} cannot be exported to {what} "
+        f"({type(err).__name__}: {first_sentence(err)}); "
         "export a folder or a .pt file instead"
     )
 
@@ -109,7 +110,9 @@ def _check(path: Path, backbone: nn.Module, what: str, run: object, points: Tens
     return diff
 
 
-def export_onnx(backbone: nn.Module, path: Path, num_points: int, metadata: dict[str, str], opset: int = OPSET) -> float:
+def export_onnx(
+    backbone: nn.Module, path: Path, num_points: int, metadata: dict[str, str], opset: int = OPSET
+) -> float:
     """Write ``backbone`` as an ONNX graph at ``path`` (with ``metadata`` as its metadata properties and
     ``metadata["card"]`` as its doc string); returns the checked maximum relative difference."""
     onnx = require("onnx", "ONNX export")
