@@ -1,7 +1,9 @@
 """A pretrained backbone as a plain PyTorch file: class path, init args and weights.
 
-``pointdwc export --ckpt_path CKPT --out encoder.pt`` writes one; :func:`load_pretrained` turns it back into
-the ready ``nn.Module`` (eval mode) with nothing but PyTorch and this package::
+``pointdwc export --ckpt_path CKPT --out encoder.pt`` writes one;
+:func:`backbones.pretrained_source.load_pretrained` turns it (or a folder of
+:mod:`backbones.pretrained_folder`, or a Hub id) back into the ready ``nn.Module`` (eval mode)
+with nothing but PyTorch and this package::
 
     from backbones import load_pretrained
     encoder = load_pretrained("encoder.pt")
@@ -154,12 +156,6 @@ def load_torch_file(path: Path, what: str = "PyTorch file", missing: str = "no s
         raise PretrainedError(f"{path}: not a readable {what} ({reason})") from None
 
 
-def read_pretrained(path: str | os.PathLike) -> dict[str, Any]:
-    """The validated contents of a file written by :func:`save_pretrained` (``weights_only`` load)."""
-    path = Path(path).expanduser()
-    return check_pretrained(load_torch_file(path), path)
-
-
 def is_pretrained(payload: Any) -> bool:
     """Whether a loaded file says it is one :func:`save_pretrained` wrote (its ``format`` field)."""
     return isinstance(payload, dict) and payload.get("format") == FORMAT
@@ -178,11 +174,3 @@ def check_pretrained(payload: Any, path: Path) -> dict[str, Any]:
         if not isinstance(payload.get(field), kind):
             raise PretrainedError(f"{path}: field {field!r} is missing or not a {kind.__name__}")
     return payload
-
-
-def load_pretrained(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
-    """The backbone stored in ``path`` (by ``pointdwc export``), weights loaded, in eval mode."""
-    payload = read_pretrained(path)
-    backbone = build_backbone(payload["class_path"], payload["init_args"], str(path))
-    load_weights(backbone, payload["state_dict"], str(path))
-    return backbone.to(map_location).eval()

@@ -1,12 +1,21 @@
-"""Where a backbone comes from: a pointdwc training checkpoint, a file of ``pointdwc export``, or nowhere.
+"""Where a backbone comes from: a pointdwc training checkpoint, an exported backbone, or nowhere.
 
-One module reads both sources, each file once and with ``weights_only=True``; the plain-file
-format itself (writing, reading, building, strict loading) is :mod:`backbones.pretrained`'s.
+One module reads every source, each once and without unpickling code; the exported formats
+themselves are :mod:`backbones.pretrained` (``.pt``), :mod:`backbones.pretrained_folder`
+(``model.safetensors`` + ``config.json``) and :mod:`backbones.hub` (a Hugging Face Hub id,
+fetched into its cache), located and read by :mod:`backbones.pretrained_source`. Every command
+that takes a pretrained backbone (``embed``, ``attention``, ``finetune``, ``partseg``,
+``fewshot``) accepts all four:
+
+* a pointdwc pretraining checkpoint (Lightning ``.ckpt``): its teacher's backbone by default,
+  the student's with ``network: student``;
+* a ``.pt`` file, a folder or a Hub repository id (``user/name``) of ``pointdwc export``: the
+  network it holds.
 
 **The encoder inside a training checkpoint** (:func:`load_checkpoint_encoder`, for ``embed``,
-``export`` and ``attention``): the teacher's (or student's) backbone, ready to embed. A checkpoint
-holds the weights of both networks; to rebuild the backbone it also needs the backbone's class
-path and init args. They are looked up, in this order, in
+``export`` and ``attention``, which also take the exported sources): a checkpoint holds the
+weights of both networks; to rebuild the backbone it also needs the backbone's class path and
+init args. They are looked up, in this order, in
 
 1. ``--config`` files given by the user (``configs/default.yaml`` first, as ``fit`` does),
 2. the checkpoint's hyperparameters (``backbone``: class path and init args, recorded
@@ -16,19 +25,14 @@ path and init args. They are looked up, in this order, in
 
 and the weights must then fit exactly.
 
-**A downstream backbone's weights** (``--ckpt FILE`` of ``finetune``, ``partseg``, ``fewshot``):
-:func:`read_source` accepts
-
-* a pointdwc pretraining checkpoint (Lightning ``.ckpt``): its teacher's backbone by default,
-  the student's with ``network: student`` (as above);
-* a file written by ``pointdwc export``: the network it holds.
-
-:func:`init_backbone_from` copies those weights into the backbone a downstream config built,
-after checking it is the same architecture: the same class and the same init args, except
-the ones that only regularise training (:data:`TRAINING_ONLY_ARGS`, e.g. drop path, which
-fine-tuning sets anew); :func:`build_from_source` builds the source's own backbone. Anything
-else — another backbone, a fine-tuning checkpoint, a file that is not pointdwc's — is refused.
-No file means training from scratch (random initialisation), and the origin says so.
+**A downstream backbone's weights** (``--ckpt_path``/``pretrained`` of ``finetune``, ``partseg``,
+``fewshot``): :func:`init_backbone_from` copies the weights of :func:`read_source` into the
+backbone a downstream config built, after checking it is the same architecture: the same class
+and the same init args, except the ones that only regularise training
+(:data:`TRAINING_ONLY_ARGS`, e.g. drop path, which fine-tuning sets anew);
+:func:`build_from_source` builds the source's own backbone. Anything else — another backbone, a
+fine-tuning checkpoint, a file that is not pointdwc's — is refused. No source means training
+from scratch (random initialisation), and the origin says so.
 
 Every failure is one :class:`~backbones.pretrained.PretrainedError` naming the file and what is
 missing.
@@ -36,6 +40,7 @@ missing.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from dataclasses import dataclass
@@ -54,9 +59,9 @@ from backbones.pretrained import (
     check_pretrained,
     import_class,
     is_pretrained,
-    load_torch_file,
     load_weights,
 )
+from backbones.pretrained_source import locate, read_local, weights_file
 from configs import shipped_config
 
 Network = Literal["teacher", "student"]
@@ -84,6 +89,18 @@ class CheckpointEncoder:
     spec_source: str
     """Where the class path and init args were found (for messages)."""
     global_step: int | None = None
+    probes: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    """The probe results saved in the checkpoint (``protocol``, ``step``, ``metrics``; see
+    ``LinearProbe.state_dict``), for the exported model card."""
+
+
+def saved_probes(ckpt: dict[str, Any]) -> list[dict[str, Any]]:
+    """The callbacks' states in a checkpoint that are probe results (a protocol line and metrics)."""
+    states = ckpt.get("callbacks")
+    if not isinstance(states, dict):
+        return []
+    return [dict(state) for state in states.values() if isinstance(state, dict)
+            and isinstance(state.get("protocol"), str) and isinstance(state.get("metrics"), dict)]
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
@@ -98,13 +115,6 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
 def _is_checkpoint(payload: Any) -> bool:
     """Whether a loaded file has a Lightning checkpoint's ``state_dict``."""
     return isinstance(payload, dict) and isinstance(payload.get("state_dict"), dict)
-
-
-def _read_checkpoint(path: Path) -> dict[str, Any]:
-    ckpt = load_torch_file(path, "PyTorch checkpoint", "checkpoint not found")
-    if not _is_checkpoint(ckpt):
-        raise PretrainedError(f"{path}: field 'state_dict' is missing: not a Lightning checkpoint")
-    return ckpt
 
 
 def _backbone_section(config: Any) -> tuple[str, dict[str, Any]] | None:
@@ -169,11 +179,49 @@ def _config_text(ckpt: dict[str, Any], class_path: str, init_args: dict[str, Any
 def load_checkpoint_encoder(
     path: str | os.PathLike, network: Network = "teacher", config_files: list[str | os.PathLike] | None = None
 ) -> CheckpointEncoder:
-    """Rebuild the ``network``'s backbone of the checkpoint at ``path`` (eval mode, CPU)."""
+    """Rebuild the ``network``'s backbone of ``path`` (eval mode, CPU): a training checkpoint, or an exported
+    ``.pt``, folder or Hub id (then ``network`` must be the one it holds and ``config_files`` are not used)."""
     _check_network(network)
-    path = Path(path).expanduser()
-    ckpt = _read_checkpoint(path)
-    return _encoder(ckpt, path, network, [Path(f).expanduser() for f in config_files or []])
+    local = locate(path, "checkpoint not found")
+    payload = read_local(local, "PyTorch checkpoint")
+    if is_pretrained(payload):
+        return _exported_encoder(check_pretrained(payload, local), str(path), local, network)
+    if not _is_checkpoint(payload):
+        raise PretrainedError(f"{local}: field 'state_dict' is missing: not a Lightning checkpoint")
+    return _encoder(payload, local, network, [Path(f).expanduser() for f in config_files or []])
+
+
+def _exported_encoder(payload: dict[str, Any], source: str, local: Path, network: Network) -> CheckpointEncoder:
+    """The backbone of an exported file, folder or Hub id, as a :class:`CheckpointEncoder`."""
+    _held_network(payload, source, network)
+    backbone = build_backbone(payload["class_path"], payload["init_args"], source)
+    load_weights(backbone, payload["state_dict"], source)
+    step = payload.get("global_step")
+    return CheckpointEncoder(
+        backbone=backbone.eval(),
+        class_path=payload["class_path"],
+        init_args=dict(payload["init_args"]),
+        network=network,
+        checkpoint=Path(source),
+        sha256=file_sha256(weights_file(local)),
+        config=yaml.safe_dump({"model": {"backbone": {"class_path": payload["class_path"],
+                                                      "init_args": dict(payload["init_args"])}}}, sort_keys=False),
+        spec_source=f"the exported backbone {source}",
+        global_step=step if isinstance(step, int) else None,
+        probes=[dict(p) for p in payload.get("probes") or [] if isinstance(p, dict)],
+    )
+
+
+def _held_network(payload: dict[str, Any], source: str, network: Network | None) -> str:
+    """The network an exported backbone holds; a PretrainedError when another one was asked for."""
+    held = str(payload.get("network", "teacher"))
+    if network is not None and network != held:
+        raise PretrainedError(
+            f"{source}: field 'network' is {held!r}: this exported backbone holds the {held}'s backbone, not the "
+            f"{network}'s; export the {network} (`pointdwc export --ckpt_path CKPT --out OUT --network {network}`) "
+            "or pass the checkpoint"
+        )
+    return held
 
 
 def _check_network(network: str) -> None:
@@ -202,6 +250,7 @@ def _encoder(ckpt: dict[str, Any], path: Path, network: Network, files: list[Pat
         config=_config_text(ckpt, class_path, init_args),
         spec_source=source,
         global_step=int(step) if isinstance(step, int) else None,
+        probes=saved_probes(ckpt),
     )
 
 
@@ -251,33 +300,29 @@ def _finetune_hint(payload: Any) -> str:
 
 
 def read_source(path: str | os.PathLike, network: Network | None = None) -> SourceBackbone:
-    """The backbone spec and weights of a pretraining checkpoint or an exported file (see the module docstring)."""
-    path = Path(path).expanduser()
-    payload = load_torch_file(path, "pointdwc checkpoint or exported backbone", "pretrained file not found")
+    """The backbone spec and weights of a pretraining checkpoint or an exported ``.pt``, folder or Hub id."""
+    local = locate(path, "pretrained file not found")
+    payload = read_local(local, "pointdwc checkpoint or exported backbone")
     if is_pretrained(payload):
-        exported = check_pretrained(payload, path)
-        held = str(exported.get("network", "teacher"))
-        if network is not None and network != held:
-            raise PretrainedError(
-                f"{path}: field 'network' is {held!r}: this exported file holds the {held}'s backbone, not the "
-                f"{network}'s; export the {network} (`pointdwc export --ckpt_path CKPT --out OUT.pt --network {network}`) or pass the checkpoint"
-            )
+        exported = check_pretrained(payload, local)
+        held = _held_network(exported, str(path), network)
         step = exported.get("global_step")
-        origin = BackboneOrigin("exported", str(path), held, file_sha256(path), step if isinstance(step, int) else None)
+        origin = BackboneOrigin("exported", str(path), held, file_sha256(weights_file(local)),
+                                step if isinstance(step, int) else None)
         return SourceBackbone(exported["class_path"], dict(exported["init_args"]), exported["state_dict"], origin)
     if _is_checkpoint(payload):
         state = payload["state_dict"]
         if not any(k.startswith(("teacher.backbone.", "student.backbone.")) for k in state):
             raise PretrainedError(
-                f"{path}: field 'state_dict' has no teacher.backbone.* weights: not a pointdwc pretraining "
+                f"{local}: field 'state_dict' has no teacher.backbone.* weights: not a pointdwc pretraining "
                 f"checkpoint{_finetune_hint(payload)}"
             )
         _check_network(network or "teacher")
-        encoder = _encoder(payload, path, network or "teacher", [])
-        origin = BackboneOrigin("checkpoint", str(path), encoder.network, encoder.sha256, encoder.global_step)
+        encoder = _encoder(payload, local, network or "teacher", [])
+        origin = BackboneOrigin("checkpoint", str(local), encoder.network, encoder.sha256, encoder.global_step)
         return SourceBackbone(encoder.class_path, encoder.init_args, encoder.backbone.state_dict(), origin)
     raise PretrainedError(
-        f"{path}: neither a pointdwc pretraining checkpoint (no field 'state_dict') nor a file of `pointdwc export` "
+        f"{local}: neither a pointdwc pretraining checkpoint (no field 'state_dict') nor a file of `pointdwc export` "
         f"(field 'format' is not {FORMAT!r})"
     )
 

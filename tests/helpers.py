@@ -140,3 +140,61 @@ def probe_reference(backbone: PointBackbone, probe) -> tuple[float, float, dict]
     svm = linear_svm(*args, c=probe.last.svm_c)
     knn = weighted_knn(*args, probe.knn_k, probe.knn_temperature)
     return svm.acc, knn.acc, feats
+
+
+def teacher_of(ckpt: Path, make_model: Callable[[], DistillationWithContrast] = tiny_module):
+    """The checkpoint's teacher backbone, loaded the plain way (``load_state_dict`` of the whole module), eval mode."""
+    import torch
+
+    module = make_model()
+    module.load_state_dict(torch.load(ckpt, weights_only=True)["state_dict"])
+    return module.eval().teacher.backbone
+
+
+def max_relative_difference(got, expected) -> float:
+    """``max |got - expected| / max |expected|``, written out here apart from the export's own check."""
+    import numpy as np
+
+    got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    return float(np.abs(got - expected).max() / np.abs(expected).max())
+
+
+def export_every_format(ckpt: Path, out: Path, num_points: int) -> dict[str, Path]:
+    """``pointdwc export`` of ``ckpt`` as .pt, folder, .onnx and .pt2 (``num_points`` per cloud) into ``out``."""
+    from lightning_modules.commands.export import main as export_main
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {suffix: out / f"encoder{suffix}" for suffix in (".pt", "", ".onnx", ".pt2")}
+    for path in paths.values():
+        assert export_main(["--ckpt_path", str(ckpt), "--out", str(path), "--num_points", str(num_points)]) == 0
+    return paths
+
+
+def assert_every_format_reproduces(paths: dict[str, Path], teacher, clouds) -> dict[str, float]:
+    """Run each export of :func:`export_every_format` on ``clouds`` (``(B, N, 3)`` numpy, N the export's points)
+    and compare with ``teacher``: .pt and folder exactly, the graphs within 1e-4 relative, also at batch 1.
+    Returns the graphs' measured maximum relative differences."""
+    import numpy as np
+    import onnxruntime
+    import torch
+
+    from backbones import load_pretrained
+
+    points = torch.from_numpy(np.ascontiguousarray(clouds, dtype=np.float32))
+    with torch.no_grad():
+        expected = teacher.eval()(points).global_feature
+        for suffix in (".pt", ""):
+            assert torch.equal(load_pretrained(paths[suffix])(points).global_feature, expected), suffix
+        program = torch.export.load(paths[".pt2"]).module()
+        graph_runs = {".pt2": lambda p: program(p).numpy()}
+    session = onnxruntime.InferenceSession(str(paths[".onnx"]), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape == ["batch", points.shape[1], 3]  # dynamic batch, fixed points per cloud
+    graph_runs[".onnx"] = lambda p: session.run(None, {"points": p.numpy()})[0]
+    measured = {}
+    for suffix, run in graph_runs.items():
+        with torch.no_grad():
+            diffs = [max_relative_difference(run(points), expected),
+                     max_relative_difference(run(points[:1]), expected[:1])]
+        assert max(diffs) <= 1e-4, (suffix, diffs)
+        measured[suffix] = max(diffs)
+    return measured

@@ -74,7 +74,8 @@ def add_input_arguments(parser: ArgumentParser, out_help: str) -> None:
     """ROOT, ``--ckpt_path``, ``--out``, ``--dataset`` and ``--format``: what ``embed`` and ``attention`` read."""
     parser.add_argument("root", nargs="?", type=str | None, default=None,
                         help="data folder: a known layout (detected) or a plain folder of point files / meshes")
-    parser.add_argument("--ckpt_path", type=str, required=True, help="the training checkpoint (.ckpt)")
+    parser.add_argument("--ckpt_path", type=str, required=True, help="the training checkpoint (.ckpt), or an exported "
+                        ".pt, folder or Hugging Face Hub id (user/name) of `pointdwc export`")
     parser.add_argument("--out", type=str, required=True, help=out_help)
     parser.add_argument("--overwrite", action="store_true", help="replace what --out holds if it exists")
     parser.add_subclass_arguments(PointCloudSet, "dataset", required=False,
@@ -266,7 +267,7 @@ def write_h5(out: Path, embedding: Embedding, encoder: CheckpointEncoder, attrs:
             for i, key in enumerate(("skipped_names", "skipped_reasons")):
                 f.create_dataset(key, data=np.array([s[i] for s in embedding.skipped], dtype=object), dtype=text)
             values = {
-                "checkpoint": str(encoder.checkpoint.absolute()),
+                "checkpoint": str(encoder.checkpoint.absolute() if encoder.checkpoint.exists() else encoder.checkpoint),
                 "checkpoint_sha256": encoder.sha256,
                 "network": encoder.network,
                 "backbone": encoder.class_path,

@@ -27,7 +27,7 @@ OWN_COMMANDS = {
     "embed": ("lightning_modules.commands.embed",
               "features of a data set or a folder of point files / meshes -> one HDF5 file"),
     "export": ("lightning_modules.commands.export",
-               "the backbone of a checkpoint as a plain PyTorch file (backbones.load_pretrained)"),
+               "a checkpoint's encoder as .pt, a safetensors folder (+ model card, --push-to-hub), .onnx or .pt2"),
     "attention": ("lightning_modules.commands.attention",
                   "pictures of the [CLS] attention of each head of the last block (PNG)"),
     "finetune": ("lightning_modules.commands.finetune",

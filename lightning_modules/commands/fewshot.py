@@ -12,7 +12,7 @@ shapes per class from its test split. Two protocols:
   the best test epoch.
 
 ``--ckpt_path`` is a pointdwc pretraining checkpoint (teacher by default) or a ``pointdwc export``
-file; without it the network is randomly initialised. A random-init baseline of the same
+``.pt``, folder or Hugging Face Hub id; without it the network is randomly initialised. A random-init baseline of the same
 architecture is run beside a pretrained network (by default for ``frozen``; ``--baseline true``
 for ``finetune``). Results go to ``<out>/results.json`` and the per-fold table to
 ``<out>/folds.md`` and ``<out>/folds.csv``.
@@ -59,7 +59,8 @@ def build_parser() -> ArgumentParser:
         "labelled data set), frozen features or fine-tuning per fold; mean ± std and a per-fold table.",
     )
     parser.add_argument("--ckpt_path", type=str | None, default=None,
-                        help="pointdwc pretraining checkpoint or `pointdwc export` file (default: random initialisation)")
+                        help="pointdwc pretraining checkpoint, or a `pointdwc export` .pt, folder or Hub id "
+                        "(default: random initialisation)")
     parser.add_argument("--network", type=Literal["teacher", "student"] | None, default=None,
                         help="network of a checkpoint (default: teacher)")
     parser.add_argument("--root", type=str | None, default=None,

@@ -46,7 +46,7 @@ class FineTuneClassifier(SupervisedTask):
         backbone: any :class:`~backbones.base.PointBackbone` (class path in YAML); a pretrained
             file must hold the same architecture.
         num_classes: classes of the head; None takes the data module's (``num_classes``).
-        pretrained: a pointdwc pretraining checkpoint or a ``pointdwc export`` file to
+        pretrained: a pointdwc pretraining checkpoint or a ``pointdwc export`` ``.pt``, folder or Hub id to
             initialise the backbone from (the CLI's ``--ckpt``); None: from scratch.
         pretrained_network: ``teacher`` (default for checkpoints) or ``student``.
         head: the classification head's widths and dropout.

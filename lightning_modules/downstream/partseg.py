@@ -64,7 +64,7 @@ class PartSegmentation(SupervisedTask):
     Args:
         backbone: any :class:`~backbones.base.PointBackbone` giving local features (PoinT-ViT,
             PointNet, DGCNN); a pretrained file must hold the same architecture.
-        pretrained: a pointdwc pretraining checkpoint or a ``pointdwc export`` file to
+        pretrained: a pointdwc pretraining checkpoint or a ``pointdwc export`` ``.pt``, folder or Hub id to
             initialise the backbone from (the CLI's ``--ckpt``); None: from scratch.
         pretrained_network: ``teacher`` (default for checkpoints) or ``student``.
         segmenter: the widths of the propagation and head.

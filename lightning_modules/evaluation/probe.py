@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pytorch_lightning as pl
@@ -477,6 +477,14 @@ class LinearProbe(pl.Callback):
             pl_module.log(self.key(metric), value, sync_dist=True)
 
     # ------------------------------------------------------------------ hooks
+    def state_dict(self) -> dict[str, Any]:
+        """The last result and its protocol line, saved into each checkpoint for ``pointdwc export``'s
+        model card (under ``checkpoint["callbacks"][state_key]``); empty before the first probe."""
+        if self.last is None:
+            return {}
+        return {"protocol": self.protocol(), "step": self.last.step, "num_points": self.num_points,
+                "metrics": self.last.metrics()}
+
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
         last = trainer.max_epochs is not None and epoch >= trainer.max_epochs
