@@ -186,7 +186,8 @@ def embed_dataset(
     width = getattr(backbone, "out_dim", 0)
     return Embedding(
         np.concatenate(feats) if feats else np.zeros((0, width), np.float32), names, splits_of,
-        np.concatenate(labels) if labels else np.zeros(0, np.int64), class_names, dataset.describe(),
+        np.concatenate(labels) if labels and class_names else None,  # a folder without class folders: none
+        class_names or None, dataset.describe(),
     )
 
 
@@ -195,7 +196,7 @@ def skipped_files(dataset: PointCloudSet, splits: list[str], strict: bool) -> li
     with ``strict`` the first one is a DataError."""
     if not isinstance(dataset, PackedSet):
         return []
-    skipped = [item for split in splits for item in dataset.skipped(split)]
+    skipped = sorted(item for split in splits for item in dataset.skipped(split))
     if skipped and strict:
         raise DataError(f"{skipped[0][1]} (--strict: no file may be skipped)")
     console = Console(stderr=True)
@@ -288,7 +289,11 @@ def run(args: Any) -> Path:
     start = _clock()
     if isinstance(source, PackedSet):
         source.read_workers = args.num_workers
-    source.prepare(progress=not args.quiet)  # packing reports what it skips, before any forward pass
+        source.skip_bad_items = source.skip_bad_items and not args.strict
+    try:
+        source.prepare(progress=not args.quiet)  # packing reports what it skips, before any forward pass
+    except DataError as err:
+        raise DataError(f"{err} (--strict: stopping at the first bad file)" if args.strict else str(err)) from None
     skipped = skipped_files(source, args.splits or list(source.splits), args.strict)
     embedding = embed_dataset(backbone, source, args.splits, args.num_points, args.batch_size, device, args.quiet)
     embedding.skipped = skipped
