@@ -264,3 +264,44 @@ def test_the_seed_of_a_files_subset_is_its_relative_path(tmp_path) -> None:
     names = data.item_names("train", 1) + data.item_names("test", 1)
     both = np.concatenate([data.load("train").points, data.load("test").points])
     np.testing.assert_array_equal(both[names.index("a/c.npy")], expected)
+
+
+def test_a_binary_ply_with_faces_is_a_mesh_sampled_as_mesh_folder_samples_it(tmp_path) -> None:
+    import trimesh
+
+    box = trimesh.creation.box(extents=(1.0, 2.0, 0.5))
+    faces = np.empty(len(box.faces), dtype=[("n", "u1"), ("v", ">i4", (3,))])
+    faces["n"], faces["v"] = 3, box.faces
+    header = (f"ply\nformat binary_big_endian 1.0\nelement vertex {len(box.vertices)}\nproperty double x\n"
+              f"property double y\nproperty double z\nelement face {len(box.faces)}\n"
+              "property list uchar int vertex_indices\nend_header\n")
+    (tmp_path / "box").mkdir()
+    path = tmp_path / "box" / "mesh.ply"
+    path.write_bytes(header.encode() + box.vertices.astype(">f8").tobytes() + faces.tobytes())
+    np.testing.assert_array_equal(read_points(path), box.vertices)  # its vertices, read as written
+    sampled = MeshFolder(str(tmp_path)).read_item(path)
+    centred = sampled - sampled.mean(0)
+    expected = centred / np.sqrt((centred**2).sum(1)).max()
+    np.testing.assert_allclose(PointFolder(str(tmp_path)).read_item(path), expected, rtol=0, atol=1e-6)
+
+
+def test_las_without_laspy_is_one_line_naming_the_extra(tmp_path, monkeypatch) -> None:
+    import sys
+
+    from datamodules.errors import DataError
+
+    monkeypatch.setitem(sys.modules, "laspy", None)  # `import laspy` raises ImportError
+    (tmp_path / "a.las").write_bytes(b"LASF")
+    with pytest.raises(DataError, match=r"a\.las: reading \.las/\.laz needs laspy: pip install 'pointdwc\[las\]'$"):
+        read_points(tmp_path / "a.las")
+
+
+def test_fine_tuning_refuses_a_folder_without_labels(tmp_path) -> None:
+    from datamodules import ClassificationDataModule
+    from datamodules.errors import DataError
+
+    (tmp_path / "flat").mkdir()
+    for i in range(3):
+        np.save(tmp_path / "flat" / f"{i}.npy", _cloud(2048, i))
+    with pytest.raises(DataError, match="no class folders, so no labels to fine-tune on"):
+        ClassificationDataModule(root=str(tmp_path / "flat")).class_names
