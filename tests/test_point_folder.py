@@ -305,3 +305,13 @@ def test_fine_tuning_refuses_a_folder_without_labels(tmp_path) -> None:
         np.save(tmp_path / "flat" / f"{i}.npy", _cloud(2048, i))
     with pytest.raises(DataError, match="no class folders, so no labels to fine-tune on"):
         ClassificationDataModule(root=str(tmp_path / "flat")).class_names
+
+
+def test_check_fails_when_a_class_has_no_usable_file(tmp_path, capsys) -> None:
+    root = _issue_folder(tmp_path / "mydata")
+    (root / "empty_class").mkdir()
+    (root / "empty_class" / "broken.pcd").write_text("not a pcd")
+    assert data_main(["check", str(root), "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert f"error: {root / 'empty_class'}: class 'empty_class' has no usable file" in out
+    assert f"{root / 'empty_class' / 'broken.pcd'}: not a valid .pcd header" in out

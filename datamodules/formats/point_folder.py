@@ -215,6 +215,7 @@ class PointFolder(PackedSet):
         names = self.class_names()
         skipped = [reason for _, reason in left_out]
         usable: Counter[str] = Counter()
+        present: set[int] = set()
         summaries = []
         for name in self.splits:
             radii, labels = [], []
@@ -227,6 +228,7 @@ class PointFolder(PackedSet):
                 usable[f.extension] += 1
                 radii.append(float(np.sqrt((cloud.astype(np.float64) ** 2).sum(-1)).max()))
                 labels.append(label)
+            present |= set(labels)
             if labels:
                 summaries.append(SplitSummary.from_radii(name, np.asarray(radii), np.asarray(labels), len(names),
                                                          self.num_points))
@@ -248,6 +250,8 @@ class PointFolder(PackedSet):
             problems.append(f"{self.root}: none of the {len(files) + len(left_out)} files is usable{why}")
         elif not any(s.split == "train" for s in summaries):
             problems.append(f"{self.root}: no usable file in the train split")
+        problems += [f"{self.root / name}: class {name!r} has no usable file"
+                     for label, name in enumerate(names) if usable and label not in present]
         return CheckReport(problems, summaries, notes)
 
     @classmethod
