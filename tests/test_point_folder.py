@@ -315,3 +315,19 @@ def test_check_fails_when_a_class_has_no_usable_file(tmp_path, capsys) -> None:
     out = capsys.readouterr().out
     assert f"error: {root / 'empty_class'}: class 'empty_class' has no usable file" in out
     assert f"{root / 'empty_class' / 'broken.pcd'}: not a valid .pcd header" in out
+
+
+def test_packing_in_worker_processes_gives_the_same_pack(tmp_path, monkeypatch) -> None:
+    root = tmp_path / "mine"
+    (root / "a").mkdir(parents=True)
+    for i in range(6):
+        np.save(root / "a" / f"{i}.npy", _cloud(300, i))
+    (root / "a" / "bad.npy").write_bytes(b"junk")
+    serial = PointFolder(str(root), num_points=256)
+    serial_train = np.array(serial.load("train").points)
+    monkeypatch.setenv("POINTDWC_CACHE", str(tmp_path / "other_cache"))
+    parallel = PointFolder(str(root), num_points=256)
+    parallel.read_workers = 2
+    np.testing.assert_array_equal(np.asarray(parallel.load("train").points), serial_train)
+    assert parallel.skipped("train") + parallel.skipped("test") == serial.skipped("train") + serial.skipped("test")
+    assert len(parallel.skipped("train") + parallel.skipped("test")) == 1
