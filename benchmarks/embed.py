@@ -7,7 +7,8 @@ does not depend on the weights) and runs the command's code path, then prints
 
     read     clouds/s reading, validating, normalising and subsampling the files alone
     forward  clouds/s of the backbone alone on the same clouds
-    embed    clouds/s of the whole ``embed_files`` loop (read + forward), what a user sees
+    embed    clouds/s of the whole command path (pack the folder into the cache with
+             ``--num-workers`` processes, then forward), what a user sees on a first embed
 
 Usage:
     python benchmarks/embed.py                                   # CPU default preset, 1,000 files
@@ -17,6 +18,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -28,9 +30,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from datamodules.formats.point_files import PointFileFolder  # noqa: E402
+from datamodules.formats.point_folder import PointFolder  # noqa: E402
 from lightning_modules.checkpoint_encoder import load_checkpoint_encoder  # noqa: E402
-from lightning_modules.commands.embed import choose_device, embed_files  # noqa: E402
+from lightning_modules.commands.embed import choose_device, embed_dataset  # noqa: E402
 from lightning_modules.evaluation.probe import extract_features  # noqa: E402
 
 
@@ -71,10 +73,11 @@ def main() -> None:
         ckpt = Path(args.ckpt_path) if args.ckpt_path else initial_checkpoint(args.config, Path(tmp) / "init.ckpt")
         encoder = load_checkpoint_encoder(ckpt)
         backbone = encoder.backbone.to(device)
-        files = PointFileFolder(folder, args.num_points)
+        files = PointFolder(str(folder), args.num_points)
+        paths = [path for split in files.splits for path, _ in files.items(split)]
 
         start = time.perf_counter()
-        clouds = np.stack([files.read(i) for i in range(len(files))])
+        clouds = np.stack([files.read_item(path) for path in paths])
         read_s = time.perf_counter() - start
 
         extract_features(backbone, clouds[: args.batch_size], args.batch_size, device)  # warm-up
@@ -84,8 +87,11 @@ def main() -> None:
         _sync(device)
         forward_s = time.perf_counter() - start
 
+        os.environ["POINTDWC_CACHE"] = str(Path(tmp) / "cache")  # a cold cache: the first embed packs
+        files.read_workers = args.num_workers
         start = time.perf_counter()
-        embedding = embed_files(backbone, files, args.batch_size, device, args.num_workers, quiet=True)
+        files.prepare(progress=False)
+        embedding = embed_dataset(backbone, files, None, args.num_points, args.batch_size, device, quiet=True)
         _sync(device)
         embed_s = time.perf_counter() - start
 

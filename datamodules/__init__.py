@@ -34,6 +34,7 @@ _EXPORTS = {
     "PointCloudDataModule": "datamodules.pointcloud",
     "PointCloudSet": "datamodules.dataset",
     "PointCloudSplit": "datamodules.dataset",
+    "PointFolder": "datamodules.formats.point_folder",
     "ScanObjectNN": "datamodules.formats.scanobjectnn",
     "ShapeNet55": "datamodules.formats.shapenet55",
     "ShapeNetPart": "datamodules.formats.shapenet_part",

@@ -106,6 +106,9 @@ class ClassificationDataModule(pl.LightningDataModule):
         loaded = self.dataset.load(split)
         if hasattr(loaded.points, "set_epoch"):
             raise DataError(f"{loaded.source}: the {split} split is drawn afresh every epoch; fine-tuning needs a fixed one")
+        if not loaded.class_names:
+            raise DataError(f"{loaded.source}: no class folders, so no labels to fine-tune on; give a labelled set "
+                            "(one folder per class)")
         loaded.require_points(self.num_points, "data.num_points")
         return loaded
 

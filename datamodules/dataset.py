@@ -26,7 +26,7 @@ class PointCloudSplit:
     points: np.ndarray
     """(n, P, 3) float32."""
     labels: np.ndarray
-    """(n,) int64 in [0, len(class_names))."""
+    """(n,) int64 in [0, len(class_names)); all -1 for an unlabelled set (no class names)."""
     class_names: list[str]
     source: str = ""
     """Where the split came from, for messages."""
@@ -101,7 +101,7 @@ class SplitSummary:
     split: str
     count: int
     class_counts: list[int]
-    """Shapes per class (length: number of classes)."""
+    """Shapes per class (length: number of classes; empty for an unlabelled set)."""
     points_per_cloud: int
     radius: tuple[float, float, float]
     """Min, median and max over clouds of the farthest point's distance to the origin."""
@@ -125,7 +125,8 @@ class SplitSummary:
     ) -> SplitSummary:
         """Summary from each cloud's radius (clouds read one by one)."""
         r = np.asarray(radii, dtype=np.float64) if len(radii) else np.zeros(1)
-        counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes).tolist()
+        labels = np.asarray(labels, dtype=np.int64)
+        counts = np.bincount(labels[labels >= 0], minlength=num_classes).tolist()  # -1: unlabelled
         return cls(split, len(labels), counts, points_per_cloud, (float(r.min()), float(np.median(r)), float(r.max())))
 
 

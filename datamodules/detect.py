@@ -10,11 +10,12 @@ from datamodules.errors import DataError
 
 
 def known_sets() -> dict[str, type[PointCloudSet]]:
-    """The data set classes by ``--format`` name, most specific layout first (a mesh folder matches almost anything)."""
+    """The data set classes by ``--format`` name, most specific layout first (a folder of files matches almost anything)."""
     from datamodules.formats.mesh_folder import MeshFolder
     from datamodules.formats.modelnet_h5 import ModelNet40H5
     from datamodules.formats.modelnet_fewshot import ModelNetFewShot
     from datamodules.formats.modelnet_resampled import ModelNetResampled
+    from datamodules.formats.point_folder import PointFolder
     from datamodules.formats.scanobjectnn import ScanObjectNN
     from datamodules.formats.shapenet55 import ShapeNet55
     from datamodules.formats.shapenet_part import ShapeNetPart
@@ -26,6 +27,7 @@ def known_sets() -> dict[str, type[PointCloudSet]]:
         "shapenet55": ShapeNet55,
         "shapenetpart": ShapeNetPart,
         "modelnet_fewshot": ModelNetFewShot,
+        "point_files": PointFolder,  # a folder holding point files (a pure mesh folder is left to MeshFolder)
         "mesh_folder": MeshFolder,
     }
 
@@ -44,7 +46,8 @@ LAYOUTS = (
     "ModelNet40 h5 (shape_names.txt, train_files.txt), modelnet40_normal_resampled "
     "(modelnet40_shape_names.txt), ScanObjectNN (main_split/, main_split_nobg/), "
     "ShapeNet55 (ShapeNet-55/train.txt, shapenet_pc/), ShapeNetPart (synsetoffset2category.txt, "
-    "train_test_split/), ModelNetFewshot (5way_10shot/0.pkl), or a mesh folder (<class>/*.obj|off|stl|ply|glb)"
+    "train_test_split/), ModelNetFewshot (5way_10shot/0.pkl), a mesh folder (<class>/*.obj|off|stl|ply|glb), "
+    "or a folder of point files and meshes (.ply .pcd .npy .npz .txt .xyz .pts .csv .las .laz .obj .off .stl .glb)"
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -15,6 +16,19 @@ from datamodules import MeshFolder, ModelNet40H5, ScanObjectNN
 from lightning_modules.checkpoint_encoder import file_sha256, load_checkpoint_encoder
 from lightning_modules.commands.embed import main as embed_main
 from tests.layouts import write_mesh_folder, write_pcd, write_scanobjectnn
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch) -> Path:
+    """A point-file folder is packed into the cache, as fit packs it: keep it in the test's folder."""
+    monkeypatch.setenv("POINTDWC_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def _subset(name: str, count: int, keep: int, seed: int = 0) -> np.ndarray:
+    """The rows PointFolder keeps of a file: a prefix of a permutation seeded by sha256(seed:relative path)."""
+    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()[:8]
+    return np.random.default_rng(int.from_bytes(digest, "little")).permutation(count)[:keep]
 
 
 def _teacher(ckpt: Path) -> PointViT:
@@ -115,15 +129,17 @@ def test_a_folder_of_point_files_of_every_format(tiny_checkpoint, tmp_path) -> N
     clouds = _point_folder(root, np.random.default_rng(2), 256)
     before = _snapshot(root)
     got = _embed(tiny_checkpoint, tmp_path / "p.h5", str(root), "--num_points", "256", "--batch_size", "4")
-    assert got["names"] == sorted(clouds) and got["attrs"]["skipped"] == 0
+    assert sorted(got["names"]) == sorted(clouds) and got["attrs"]["skipped"] == 0
     assert json.loads(got["attrs"]["class_names"]) == ["chair", "lamp"]
-    np.testing.assert_array_equal(got["labels"], [0, 0, 0, 0, 1, 1, 1, 1, 1])
-    assert got["split"] == [""] * 9  # no split folders
-    # the same clouds, centred and scaled into the unit sphere, as the probe embeds clouds
-    expected = np.stack([_unit_sphere(clouds[n].astype(np.float64)).astype(np.float32) for n in got["names"]])
+    assert got["labels"].tolist() == [int(n.startswith("lamp")) for n in got["names"]]
+    assert set(got["split"]) == {"train", "test"}  # no split folders: the seeded split fit uses
+    # each file centred and scaled into the unit sphere, then a seeded permutation of its points
+    expected = np.stack([_unit_sphere(clouds[n].astype(np.float64))[_subset(n, 256, 256)].astype(np.float32)
+                         for n in got["names"]])
     np.testing.assert_allclose(got["features"], _forward(_teacher(tiny_checkpoint), expected, 4),
                                rtol=0, atol=1e-5)  # text formats round to 9 digits
-    np.testing.assert_array_equal(got["features"][0], _forward(_teacher(tiny_checkpoint), expected, 4)[0])
+    first = got["names"].index("chair/a.npy")
+    np.testing.assert_array_equal(got["features"][first], _forward(_teacher(tiny_checkpoint), expected, 4)[first])
     assert _snapshot(root) == before
 
 
@@ -161,7 +177,7 @@ def test_bad_files_are_counted_and_skipped_or_fatal_with_strict(tiny_checkpoint,
     root = tmp_path / "mixed"
     bad = _bad_folder(root, np.random.default_rng(3))
     got = _embed(tiny_checkpoint, tmp_path / "b.h5", str(root), "--num_points", "256")
-    assert got["names"] == [f"good{i}.npy" for i in range(4)] and "labels" not in got
+    assert sorted(got["names"]) == [f"good{i}.npy" for i in range(4)] and "labels" not in got
     assert got["attrs"]["skipped"] == 5 and got["skipped_names"] == bad
     reasons = dict(zip(got["skipped_names"], got["skipped_reasons"], strict=True))
     assert "not a readable .npy" in reasons["a_corrupt.npy"] and "shape (N, 3)" in reasons["b_flat.npy"]

@@ -242,8 +242,11 @@ def test_bad_meshes_are_skipped_with_a_warning_and_counted(tmp_path: Path, cache
     assert train.points.shape == (4, P, 3) and train.labels.tolist() == [0, 0, 1, 1]
     meta = json.loads((data.prepare(progress=False) / "meta.json").read_text())
     skipped = ["box/train/garbage.obj", "box/train/truncated.glb", "sphere/train/degenerate.off"]
+    reasons = meta["train"].pop("skipped_reasons")
     assert meta["train"] == {"count": 4, "skipped": 3, "skipped_files": skipped}
-    assert meta["test"] == {"count": 4, "skipped": 0, "skipped_files": []}
+    assert [reason.split(": ")[0] for reason in reasons] == [str(root / name) for name in skipped]
+    assert meta["test"] == {"count": 4, "skipped": 0, "skipped_files": [], "skipped_reasons": []}
+    assert data.skipped("train") == list(zip(skipped, reasons, strict=True))
     # the packed clouds are named by the files that were kept
     assert data.item_names("train", 4) == ["box/train/0.obj", "box/train/1.obj", "sphere/train/0.obj", "sphere/train/1.obj"]
 

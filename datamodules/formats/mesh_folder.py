@@ -93,6 +93,14 @@ def _quiet() -> Iterator[None]:
         logger.setLevel(level)
 
 
+def seeded_test_rows(n: int, group: str, test_fraction: float, seed: int) -> set[int]:
+    """The rows of a group's ``n`` sorted files that go to ``test``: ``test_fraction`` of them (at least
+    one when there are two or more, never all), by a permutation seeded with ``seed`` and the group's name."""
+    n_test = 0 if n < 2 else min(max(round(n * test_fraction), 1), n - 1)
+    order = np.random.default_rng([seed, zlib.crc32(group.encode())]).permutation(n)
+    return set(order[:n_test].tolist())
+
+
 class MeshFolder(PackedSet):
     """Meshes in one subfolder per class, sampled to point clouds once and cached.
 
@@ -203,10 +211,7 @@ class MeshFolder(PackedSet):
 
     def _split_files(self, name: str, found: list[Path]) -> dict[str, list[Path]]:
         """One class's sorted files split by a permutation seeded with ``seed`` and the class name."""
-        n = len(found)
-        n_test = 0 if n < 2 else min(max(round(n * self.test_fraction), 1), n - 1)
-        order = np.random.default_rng([self.seed, zlib.crc32(name.encode())]).permutation(n)
-        test = set(order[:n_test].tolist())
+        test = seeded_test_rows(len(found), name, self.test_fraction, self.seed)
         return {
             "train": [p for i, p in enumerate(found) if i not in test],
             "test": [p for i, p in enumerate(found) if i in test],

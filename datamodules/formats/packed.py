@@ -15,6 +15,8 @@ import json
 import os
 import warnings
 from abc import abstractmethod
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,10 @@ class PackedSet(PointCloudSet):
     normalize: bool = True
     skip_bad_items: bool = False
     """Skip items raising :class:`SkippableItem` (warn and count) instead of failing."""
+    read_workers: int = 0
+    """Processes reading items while packing (0: this process)."""
+    normalize_after_read: bool = True
+    """Normalise the first ``num_points`` of what :meth:`read_item` returns (False: it returns the stored cloud)."""
 
     # ---------------------------------------------------------------- format hooks
     @abstractmethod
@@ -106,7 +112,26 @@ class PackedSet(PointCloudSet):
             skipped.append(str(err))
             return None
         cloud = cloud[: self.num_points]
-        return normalize_unit_sphere(cloud).astype(np.float32) if self.normalize and normalize else cloud
+        if self.normalize and normalize and self.normalize_after_read:
+            return normalize_unit_sphere(cloud).astype(np.float32)
+        return cloud
+
+    def _read_all(self, paths: list[Path], skipped: list[str]) -> Iterator[np.ndarray | None]:
+        """Each path's stored cloud in order (None: skipped, its reason appended to ``skipped``), read in
+        ``read_workers`` processes when there are any."""
+        if self.read_workers <= 0 or len(paths) < 2:
+            for path in paths:
+                yield self._read_or_skip(path, skipped)
+            return
+        with ProcessPoolExecutor(self.read_workers) as pool:
+            for cloud, reasons in pool.map(self._read_alone, paths, chunksize=8):
+                skipped += reasons
+                yield cloud
+
+    def _read_alone(self, path: Path) -> tuple[np.ndarray | None, list[str]]:
+        """:meth:`_read_or_skip` in a worker process: the cloud and the skip reason it gave, if any."""
+        reasons: list[str] = []
+        return self._read_or_skip(path, reasons), reasons
 
     def prepare(self, progress: bool = True, force: bool = False) -> Path:
         """Pack every split into the cache unless it is already there; return the directory."""
@@ -145,9 +170,10 @@ class PackedSet(PointCloudSet):
         skipped: list[str] = []
         skipped_files: list[str] = []
         kept = 0
-        steps = track(items, description=f"packing {type(self).__name__} {split}", disable=not progress)
-        for path, label in steps:
-            cloud = self._read_or_skip(path, skipped)
+        clouds = zip(items, self._read_all([path for path, _ in items], skipped), strict=True)
+        steps = track(clouds, total=len(items), description=f"packing {type(self).__name__} {split}",
+                      disable=not progress)
+        for (path, label), cloud in steps:
             if cloud is None:
                 skipped_files.append(self._relative(path))
                 continue
@@ -163,7 +189,7 @@ class PackedSet(PointCloudSet):
             del full
             os.replace(out / f"{split}_points.tmp.npy", out / f"{split}_points.npy")
         np.save(out / f"{split}_labels.npy", labels[:kept])
-        return {"count": kept, "skipped": len(skipped), "skipped_files": skipped_files}
+        return {"count": kept, "skipped": len(skipped), "skipped_files": skipped_files, "skipped_reasons": skipped}
 
     def _check_skipped(
         self, split: str, items: list[tuple[Path, int]], labels: np.ndarray, skipped: list[str], names: list[str]
@@ -194,6 +220,12 @@ class PackedSet(PointCloudSet):
     # ---------------------------------------------------------------- reading
     def _relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else str(path)
+
+    def skipped(self, split: str) -> list[tuple[str, str]]:
+        """(file relative to ``root``, reason) of each item of ``split`` that packing skipped."""
+        meta = json.loads((self.prepare(progress=False) / "meta.json").read_text()).get(split, {})
+        files = meta.get("skipped_files", [])
+        return list(zip(files, meta.get("skipped_reasons") or [""] * len(files), strict=True))
 
     def item_names(self, split: str, count: int) -> list[str]:
         """Each packed cloud's file, relative to ``root`` (the listing minus the skipped files)."""

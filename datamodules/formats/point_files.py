@@ -1,25 +1,20 @@
-"""A plain folder of point files and meshes, read one file at a time (``pointdwc embed``).
+"""Reading users' own point files and meshes, one file at a time: what :class:`PointFolder` packs.
 
-Users' own data rarely follows a data set's layout: a folder (searched recursively) of
+A folder (searched recursively) may hold
 
-* point files: ``.npy`` (an (N, 3+) array), ``.txt`` / ``.xyz`` / ``.pts`` / ``.csv`` (rows of
-  x y z [more columns], comma- or space-separated, ``#`` comments, an optional count line
-  or header of column names),
-  ``.pcd`` (PCL's format: ascii, binary or binary_compressed) and point-cloud ``.ply``;
-* meshes: ``.obj``, ``.off``, ``.stl``, ``.glb`` and ``.ply`` with faces, surface-sampled
-  exactly as :class:`~datamodules.formats.mesh_folder.MeshFolder` does (same seed from the path
-  relative to the root, same count, same normalisation), so a mesh folder gives the
-  clouds the probe sees.
+* point files: ``.npy`` (an (N, 3+) array), ``.npz`` (such an array under ``points``, ``xyz``,
+  ``pos``, ``coords`` or ``data``, or its only array), ``.txt`` / ``.xyz`` / ``.pts`` / ``.csv``
+  (rows of x y z [more columns], comma- or space-separated, ``#`` comments, an optional count
+  line or header of column names), ``.pcd`` (PCL's format: ascii, binary or binary_compressed),
+  point-cloud ``.ply`` (ascii or binary, :mod:`.ply`) and ``.las`` / ``.laz`` (laspy, the
+  ``[las]`` extra; ``.laz`` also needs a LAZ backend such as lazrs);
+* meshes: ``.obj``, ``.off``, ``.stl``, ``.glb`` and ``.ply`` with faces (trimesh).
 
-A file's class is its first folder below the root (after an optional ``train/`` or
-``test/`` level, which becomes its split, as in MeshFolder's layouts); labels exist only
-when every file has a class folder. Each cloud is centred and scaled into the unit sphere
-(``normalize``) and then cut to ``num_points`` points: a point file's by a random subset
-seeded with its relative path (``subsample="random"``, files are often ordered, e.g. by
-scan line) or its first points (``"first"``, the data sets' convention); a mesh's by its
-first sampled points (they are drawn independently). Every defect is one
-:class:`~datamodules.errors.DataError` naming the file, so a caller can skip and count it.
-Nothing is ever written into the folder.
+:func:`scan_folder` lists them (and the files it cannot read, by extension) with what their
+place says: a file's class is its first folder below the root, after an optional ``train/`` or
+``test/`` level, which becomes its split (MeshFolder's layouts). :func:`read_points` returns a
+point file's raw (N, 3) coordinates. Every defect is one :class:`~datamodules.errors.DataError`
+naming the file, so a caller can skip and count it. Nothing is ever written into the folder.
 """
 
 from __future__ import annotations
@@ -28,17 +23,18 @@ import hashlib
 import os
 import re
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
-from datamodules.dataset import existing_root, normalize_unit_sphere
+from datamodules.dataset import existing_root
 from datamodules.errors import DataError
-from datamodules.formats.mesh_folder import MESH_EXTENSIONS, SPLIT_NAMES, MeshFolder, _import_trimesh, _quiet
+from datamodules.formats.mesh_folder import MESH_EXTENSIONS, SPLIT_NAMES
+from datamodules.formats.ply import read_ply_header, read_ply_vertices
 
-POINT_EXTENSIONS = (".npy", ".txt", ".xyz", ".pts", ".csv", ".pcd", ".ply")
+POINT_EXTENSIONS = (".npy", ".npz", ".txt", ".xyz", ".pts", ".csv", ".pcd", ".ply", ".las", ".laz")
 """Point-file types read (``.ply`` is a mesh when it has faces)."""
 
 TEXT_EXTENSIONS = (".txt", ".xyz", ".pts", ".csv")
@@ -46,8 +42,8 @@ TEXT_EXTENSIONS = (".txt", ".xyz", ".pts", ".csv")
 EXTENSIONS = tuple(sorted(set(POINT_EXTENSIONS) | set(MESH_EXTENSIONS)))
 """Every file type a point-file folder may hold (matched case-insensitively)."""
 
-MESH_POINTS = 2048
-"""Points sampled on a mesh before normalising (MeshFolder's default), so both give the same clouds."""
+NPZ_KEYS = ("points", "xyz", "pos", "coords", "data")
+"""Keys of an ``.npz`` archive tried in order for the cloud (else its only array)."""
 
 
 @dataclass(frozen=True)
@@ -62,25 +58,65 @@ class PointFile:
     class_name: str | None
     """The first folder below the root (after the split level), if any."""
 
+    @property
+    def extension(self) -> str:
+        return self.path.suffix.lower()
 
-def list_point_files(root: str | os.PathLike) -> list[PointFile]:
-    """Every supported, non-hidden file under ``root``, sorted by relative path."""
+
+def scan_folder(root: str | os.PathLike) -> tuple[list[PointFile], list[PointFile]]:
+    """Every non-hidden file under ``root``: (supported, of another type), each sorted by relative path."""
     base = existing_root(root)
-    found = []
+    found: list[PointFile] = []
+    other: list[PointFile] = []
     for folder, dirs, files in os.walk(base):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for file in files:
-            if file.startswith(".") or os.path.splitext(file)[1].lower() not in EXTENSIONS:
+            if file.startswith("."):
                 continue
             path = Path(folder) / file
             parts = path.relative_to(base).parts[:-1]
             split = next((p for p in parts[:2] if p in SPLIT_NAMES), "")
             dirs_left = [p for i, p in enumerate(parts) if not (i < 2 and p == split and split)]
-            found.append(PointFile(path, path.relative_to(base).as_posix(), split, dirs_left[0] if dirs_left else None))
-    return sorted(found, key=lambda f: f.name)
+            item = PointFile(path, path.relative_to(base).as_posix(), split, dirs_left[0] if dirs_left else None)
+            (found if item.extension in EXTENSIONS else other).append(item)
+    return sorted(found, key=lambda f: f.name), sorted(other, key=lambda f: f.name)
 
 
-def _seed(name: str, seed: int) -> int:
+def is_mesh(path: Path) -> bool:
+    """Whether ``path`` is read as a mesh: a mesh type, and for ``.ply`` a header declaring faces."""
+    ext = path.suffix.lower()
+    if ext != ".ply":
+        return ext in MESH_EXTENSIONS
+    return read_ply_header(path).has_faces
+
+
+def read_points(path: Path) -> np.ndarray:
+    """The raw (N, 3) float64 coordinates of a point file (extra columns dropped), validated."""
+    ext = path.suffix.lower()
+    if ext == ".npy":
+        points = read_npy(path)
+    elif ext == ".npz":
+        points = read_npz(path)
+    elif ext == ".pcd":
+        points = read_pcd(path)
+    elif ext == ".ply":
+        points = read_ply_vertices(path)
+    elif ext in (".las", ".laz"):
+        points = read_las(path)
+    elif ext in TEXT_EXTENSIONS:
+        points = read_text(path)
+    else:
+        raise DataError(f"{path}: not a point file ({ext or 'no extension'}); expected one of {' '.join(POINT_EXTENSIONS)}")
+    points = _require_xyz(points, path).astype(np.float64)
+    if points.shape[0] == 0:
+        raise DataError(f"{path}: empty cloud")
+    if not np.isfinite(points).all():
+        raise DataError(f"{path}: NaN or Inf coordinates")
+    return points
+
+
+def subsample_seed(name: str, seed: int) -> int:
+    """The seed of a file's random subset: from ``seed`` and its path relative to the root."""
     return int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:8], "little")
 
 
@@ -91,6 +127,35 @@ def read_npy(path: Path) -> np.ndarray:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as err:
         raise DataError(f"{path}: not a readable .npy array, truncated or corrupt? ({err})") from None
+
+
+def read_npz(path: Path) -> np.ndarray:
+    """The cloud of an ``.npz`` archive: the first of :data:`NPZ_KEYS` present, else its only array."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            keys = list(archive.keys())
+            key = next((k for k in NPZ_KEYS if k in keys), keys[0] if len(keys) == 1 else None)
+            if key is None:
+                raise DataError(f"{path}: .npz holds {keys or 'no arrays'}; name the cloud one of {', '.join(NPZ_KEYS)}")
+            return archive[key]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise DataError(f"{path}: not a readable .npz archive, truncated or corrupt? ({err})") from None
+
+
+def read_las(path: Path) -> np.ndarray:
+    """The scaled x, y, z of a ``.las`` / ``.laz`` file (laspy; ``.laz`` needs a LAZ backend)."""
+    try:
+        import laspy
+    except ImportError:
+        raise DataError(f"{path}: reading .las/.laz needs laspy: pip install 'pointdwc[las]'") from None
+    try:
+        las = laspy.read(path)
+    except laspy.errors.LaspyException as err:
+        hint = " (.laz needs a LAZ backend: pip install 'laspy[lazrs]')" if "backend" in str(err).lower() else ""
+        raise DataError(f"{path}: not a readable {path.suffix.lower()} file ({err}){hint}") from None
+    except (OSError, ValueError, EOFError) as err:
+        raise DataError(f"{path}: not a readable {path.suffix.lower()} file ({type(err).__name__}: {err})") from None
+    return np.stack([np.asarray(las.x), np.asarray(las.y), np.asarray(las.z)], axis=1).astype(np.float64)
 
 
 def read_text(path: Path) -> np.ndarray:
@@ -214,117 +279,3 @@ def _require_xyz(array: np.ndarray, path: Path) -> np.ndarray:
     return array[:, :3]
 
 
-class PointFileFolder:
-    """Reads the clouds of a folder of point files and meshes, one file at a time.
-
-    Args:
-        root: the folder (searched recursively).
-        num_points: points per returned cloud.
-        normalize: centre each cloud and scale it into the unit sphere.
-        subsample: how a point file with more points is cut: ``random`` (seeded by its
-            path) or ``first``.
-        seed: seeds the subsets and the mesh sampling (MeshFolder's ``seed``).
-    """
-
-    def __init__(
-        self,
-        root: str | os.PathLike,
-        num_points: int = 1024,
-        normalize: bool = True,
-        subsample: Literal["random", "first"] = "random",
-        seed: int = 0,
-    ) -> None:
-        if num_points < 1:
-            raise DataError(f"num_points must be at least 1, got {num_points}")
-        if subsample not in ("random", "first"):
-            raise DataError(f"subsample must be 'random' or 'first', got {subsample!r}")
-        self.root = existing_root(root)
-        self.num_points = num_points
-        self.normalize = normalize
-        self.subsample = subsample
-        self.seed = seed
-        self.files = list_point_files(self.root)
-        if not self.files:
-            raise DataError(f"{self.root}: no point files or meshes ({' '.join(EXTENSIONS)}) in this folder")
-        classes = [f.class_name for f in self.files]
-        self.class_names: list[str] | None = sorted(set(classes)) if all(classes) else None  # type: ignore[arg-type]
-        self._meshes = MeshFolder(str(self.root), num_points=max(MESH_POINTS, num_points), seed=seed)
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def label(self, index: int) -> int:
-        """The class index of file ``index`` (-1 when the folder has no class folders)."""
-        if self.class_names is None:
-            return -1
-        return self.class_names.index(self.files[index].class_name)  # type: ignore[arg-type]
-
-    def describe(self) -> str:
-        return f"point files at {self.root}"
-
-    def read(self, index: int) -> np.ndarray:
-        """The (num_points, 3) float32 cloud of file ``index``; DataError naming the file if it is bad."""
-        item = self.files[index]
-        try:
-            return self._read(item)
-        except DataError:
-            raise
-        except Exception as err:  # a parser's unexpected failure is still one bad file
-            raise DataError(f"{item.path}: unreadable ({type(err).__name__}: {err})") from None
-
-    def _read(self, item: PointFile) -> np.ndarray:
-        path, ext = item.path, item.path.suffix.lower()
-        if ext in MESH_EXTENSIONS and (ext != ".ply" or self._ply_has_faces(path)):
-            cloud = self._meshes.read_item(path)  # MeshFolder's sampling: same clouds as its pack
-            cloud = normalize_unit_sphere(cloud).astype(np.float32) if self.normalize else cloud
-            return np.ascontiguousarray(cloud[: self.num_points], dtype=np.float32)
-        if ext == ".npy":
-            points = read_npy(path)
-        elif ext == ".pcd":
-            points = read_pcd(path)
-        elif ext == ".ply":
-            points = self._ply_vertices(path)
-        else:
-            points = read_text(path)
-        points = _require_xyz(points, path).astype(np.float64)
-        if points.shape[0] == 0:
-            raise DataError(f"{path}: empty cloud")
-        if not np.isfinite(points).all():
-            raise DataError(f"{path}: NaN or Inf coordinates")
-        if points.shape[0] < self.num_points:
-            raise DataError(f"{path}: {points.shape[0]} points, fewer than the {self.num_points} requested "
-                            "(lower --num_points)")
-        if self.normalize:
-            points = normalize_unit_sphere(points)
-        if points.shape[0] > self.num_points:
-            if self.subsample == "first":
-                points = points[: self.num_points]
-            else:
-                rng = np.random.default_rng(_seed(item.name, self.seed))
-                points = points[np.sort(rng.choice(points.shape[0], self.num_points, replace=False))]
-        return np.ascontiguousarray(points, dtype=np.float32)
-
-    @staticmethod
-    def _ply_has_faces(path: Path) -> bool:
-        """Whether a ``.ply`` header declares faces (a mesh) rather than vertices only (a cloud)."""
-        try:
-            with open(path, "rb") as f:
-                head = f.read(1 << 16)
-        except OSError as err:
-            raise DataError(f"{path}: unreadable ({err})") from None
-        header = head.split(b"end_header", 1)[0]
-        match = re.search(rb"element\s+face\s+(\d+)", header)
-        return bool(match and int(match.group(1)) > 0)
-
-    @staticmethod
-    def _ply_vertices(path: Path) -> np.ndarray:
-        trimesh = _import_trimesh()
-        with _quiet():
-            try:
-                loaded = trimesh.load(str(path))
-            except Exception as err:
-                raise DataError(f"{path}: not a readable .ply ({type(err).__name__}: {err})") from None
-        vertices = getattr(loaded, "vertices", None)
-        if vertices is None:
-            raise DataError(f"{path}: .ply holds no vertices")
-        return np.asarray(vertices, dtype=np.float64)

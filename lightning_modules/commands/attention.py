@@ -7,8 +7,8 @@ yellow most), one tile per head plus their mean (last column), one row per view
 (:func:`~lightning_modules.pictures.visuals.cls_attention_per_point`, :mod:`lightning_modules.pictures.render`).
 
 Clouds come from the same inputs as ``pointdwc embed`` (a data set, its ``--split``, or a
-folder of point files / meshes) and are chosen by ``--index`` (positions in the split or
-the folder's sorted file list) and/or ``--class`` (the first ``--per_class`` clouds of each
+folder of point files / meshes) and are chosen by ``--index`` (positions in the split; a
+folder without train/ test/ folders has PointFolder's seeded split) and/or ``--class`` (the first ``--per_class`` clouds of each
 named class); by default one cloud of each of the first four classes (or the first four
 files). Files are written to ``--out`` only, named after the clouds (``<class>_<name>.png``); a
 ``--out`` that exists and is not an empty folder is written into only with ``--overwrite``.
@@ -27,7 +27,7 @@ from jsonargparse import ArgumentParser
 
 from datamodules.dataset import PointCloudSet
 from datamodules.errors import DataError
-from datamodules.formats.point_files import PointFileFolder
+from datamodules.formats.point_folder import PointFolder
 from lightning_modules.checkpoint_encoder import load_checkpoint_encoder
 from lightning_modules.commands.embed import (
     add_input_arguments,
@@ -98,14 +98,17 @@ def _chosen(count: int, indices: list[int], labels: list[str | None], classes: l
     return list(dict.fromkeys(picked))  # in order, once each
 
 
-def pick_samples(source: PointCloudSet | PointFileFolder, args: Any) -> list[Sample]:
-    """The clouds ``args`` choose from ``source`` (read only those, for a file folder)."""
-    if isinstance(source, PointFileFolder):
-        has_splits = any(f.split for f in source.files)  # split folders: draw from --split, else from all
-        files = [i for i, f in enumerate(source.files) if not has_splits or f.split == args.split]
-        labels = [source.files[i].class_name for i in files]
-        picked = _chosen(len(files), args.index, labels, args.classes, args.per_class, str(source.root))
-        return [Sample(source.files[files[p]].name, labels[p], source.read(files[p])) for p in picked]
+def pick_samples(source: PointCloudSet, args: Any) -> list[Sample]:
+    """The clouds ``args`` choose from ``source`` (a point-file folder: only those files are read)."""
+    if isinstance(source, PointFolder):
+        if args.split not in source.splits:
+            raise DataError(f"--split {args.split}: {source.describe()} has the splits {list(source.splits)}")
+        items = source.items(args.split)
+        names = source.class_names()
+        labels = [names[label] if names else None for _, label in items]
+        picked = _chosen(len(items), args.index, labels, args.classes, args.per_class,
+                         f"the {args.split} split of {source.root}")
+        return [Sample(source.relative_name(items[p][0]), labels[p], source.read_item(items[p][0])) for p in picked]
     if args.split not in source.splits:
         raise DataError(f"--split {args.split}: {source.describe()} has the splits {list(source.splits)}")
     source.prepare(progress=False)

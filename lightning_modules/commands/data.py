@@ -67,9 +67,10 @@ def print_report(dataset: PointCloudSet, report: CheckReport, num_points: int | 
     for s in report.summaries:
         classes = sum(1 for c in s.class_counts if c)
         lo, mid, hi = s.radius
+        labels = (f"{classes}/{len(s.class_counts)} classes ({min(s.class_counts)}-{max(s.class_counts)} per class)"
+                  if s.class_counts else "unlabelled")
         print(
-            f"  {s.split:5s} {s.count:7d} shapes  {classes}/{len(s.class_counts)} classes "
-            f"({min(s.class_counts)}-{max(s.class_counts)} per class)  {s.points_per_cloud} points each  "
+            f"  {s.split:5s} {s.count:7d} shapes  {labels}  {s.points_per_cloud} points each  "
             f"radius min/median/max {lo:.3f}/{mid:.3f}/{hi:.3f}"
         )
         if num_points is not None and s.points_per_cloud < num_points:

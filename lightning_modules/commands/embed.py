@@ -2,23 +2,25 @@
 
 The input is any data set the project reads (the folder's layout detected, ``--format``,
 or ``--dataset CLASS_PATH --dataset.root ...`` as in ``fit``; every split is embedded),
-or a plain folder of point files and meshes (:class:`~datamodules.formats.point_files.PointFileFolder`).
-Features are the probe's (:func:`~lightning_modules.evaluation.probe.extract_features` on the first
-``num_points`` points of each stored cloud, in batches of ``batch_size``), so a data set
-embedded here gives exactly the features the probe fits on.
+or a plain folder of point files and meshes, read by the set ``fit`` and the probe read it with
+(:class:`~datamodules.formats.point_folder.PointFolder`, storing ``--num_points`` points per file,
+packed into the cache). Features are the probe's
+(:func:`~lightning_modules.evaluation.probe.extract_features` on the first ``num_points`` points of
+each stored cloud, in batches of ``batch_size``), so a data set embedded here gives exactly the
+features the probe fits on.
 
 The output is one HDF5 file::
 
     features  (N, C) float32       the backbone's global feature of each cloud
     labels    (N,) int64           where known (data sets; class folders of a point-file folder)
     names     (N,) str             relative path (or file.h5[row]) of each cloud
-    split     (N,) str             train / test ("" for a folder without split folders)
+    split     (N,) str             train / test (a folder without split folders: its seeded split)
     skipped_names, skipped_reasons files that could not be read
     attrs: checkpoint, checkpoint_sha256, network, backbone, backbone_init_args, config,
            num_points, source, class_names, skipped, global_step, normalize, subsample
 
 A bad file of a point-file folder (unreadable, wrong shape, NaN, too few points) is
-skipped with a warning and counted, or stops the command with ``--strict``. Nothing is
+skipped with a warning and counted, or fails the command with ``--strict``. Nothing is
 written into the input folder, ``--out`` appears only when complete, and an existing ``--out``
 is replaced only with ``--overwrite``.
 """
@@ -44,13 +46,14 @@ from datamodules.dataset import PointCloudSet
 from datamodules.detect import detect_datasets, known_sets
 from datamodules.errors import DataError
 from datamodules.formats.mesh_folder import MeshFolder
-from datamodules.formats.point_files import PointFileFolder
+from datamodules.formats.packed import PackedSet
+from datamodules.formats.point_folder import PointFolder
 from lightning_modules.checkpoint_encoder import CheckpointEncoder, load_checkpoint_encoder
 from lightning_modules.commands.inputs import refuse_existing_output
 from lightning_modules.evaluation.probe import extract_features
 
 FORMATS = ("auto", "files", *sorted(known_sets()))
-"""``--format``: detect (a known layout, else point files), point files, or a named layout."""
+"""``--format``: detect (a known layout, else point files), point files (``files`` = ``point_files``), or a named layout."""
 
 MAX_WARNINGS = 10
 """Skipped files reported one by one; the rest are counted."""
@@ -98,7 +101,8 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--num_points", type=int, default=1024, help="points per cloud fed to the backbone")
     parser.add_argument("--batch_size", type=int, default=128, help="clouds per forward pass")
     parser.add_argument("--device", type=str, default="auto", help="auto (a GPU when there is one), cpu, cuda, cuda:1")
-    parser.add_argument("--num_workers", type=int, default=0, help="processes reading point files")
+    parser.add_argument("--num_workers", type=int, default=0,
+                        help="processes reading the files of a point-file folder while it is packed")
     parser.add_argument("--subsample", type=Literal["random", "first"], default="random",
                         help="point files with more points: a random subset seeded by the path, or the first ones")
     parser.add_argument("--no_normalize", action="store_true",
@@ -126,8 +130,8 @@ def choose_device(name: str) -> torch.device:
 
 def resolve_input(
     root: str | None, dataset: PointCloudSet | None, fmt: str, num_points: int, normalize: bool, subsample: str
-) -> PointCloudSet | PointFileFolder:
-    """The data set or point-file folder to embed (see the module docstring)."""
+) -> PointCloudSet:
+    """The data set to embed (see the module docstring); a folder of own files is a :class:`PointFolder`."""
     if dataset is not None:
         if root is not None:
             raise DataError(f"give either ROOT or --dataset, not both (ROOT={root})")
@@ -136,15 +140,14 @@ def resolve_input(
         raise DataError("give the data folder ROOT, or a data set with --dataset CLASS_PATH")
     if not Path(root).expanduser().is_dir():
         raise DataError(f"{root}: folder does not exist")
-    if fmt == "files":
-        return PointFileFolder(root, num_points, normalize, subsample)  # type: ignore[arg-type]
-    if fmt != "auto":
+    if fmt not in ("auto", "files", "point_files"):
         cls = known_sets()[fmt]
         return (cls.detect(Path(root).expanduser().absolute()) or [cls(str(root))])[0]  # type: ignore[call-arg]
-    found = detect_datasets(root)
-    if found and not isinstance(found[0], MeshFolder):  # meshes are read file by file, like point files
+    found = detect_datasets(root) if fmt == "auto" else []
+    if found and not isinstance(found[0], (MeshFolder, PointFolder)):
         return found[0]
-    return PointFileFolder(root, num_points, normalize, subsample)  # type: ignore[arg-type]
+    # own files (meshes too: PointFolder samples them as MeshFolder does), as many points stored as fed
+    return PointFolder(str(root), num_points, normalize=normalize, subsample=subsample)  # type: ignore[arg-type]
 
 
 def _progress(quiet: bool) -> Progress:
@@ -184,71 +187,27 @@ def embed_dataset(
     width = getattr(backbone, "out_dim", 0)
     return Embedding(
         np.concatenate(feats) if feats else np.zeros((0, width), np.float32), names, splits_of,
-        np.concatenate(labels) if labels else np.zeros(0, np.int64), class_names, dataset.describe(),
+        np.concatenate(labels) if labels and class_names else None,  # a folder without class folders: none
+        class_names or None, dataset.describe(),
     )
 
 
-class _Reads(torch.utils.data.Dataset):
-    """Index -> (index, cloud or None, reason or None): bad files travel back as reasons."""
-
-    def __init__(self, folder: PointFileFolder) -> None:
-        self.folder = folder
-
-    def __len__(self) -> int:
-        return len(self.folder)
-
-    def __getitem__(self, index: int) -> tuple[int, np.ndarray | None, str | None]:
-        try:
-            return index, self.folder.read(index), None
-        except DataError as err:
-            return index, None, str(err)
-
-
-def embed_files(
-    backbone: torch.nn.Module, folder: PointFileFolder, batch_size: int, device: torch.device,
-    num_workers: int = 0, strict: bool = False, quiet: bool = False,
-) -> Embedding:
-    """Every readable file of ``folder``, in batches of exactly ``batch_size`` clouds (the last one smaller)."""
-    loader = torch.utils.data.DataLoader(
-        _Reads(folder), batch_size=batch_size, num_workers=num_workers, collate_fn=list, shuffle=False
-    )
+def skipped_files(dataset: PointCloudSet, splits: list[str], strict: bool) -> list[tuple[str, str]]:
+    """(name, reason) of the files packing left out of ``splits``, reported on stderr (capped);
+    with ``strict`` the first one is a DataError."""
+    if not isinstance(dataset, PackedSet):
+        return []
+    skipped = sorted(item for split in splits for item in dataset.skipped(split))
+    if skipped and strict:
+        raise DataError(f"{skipped[0][1]} (--strict: no file may be skipped)")
     console = Console(stderr=True)
-    feats: list[np.ndarray] = []
-    kept: list[int] = []
-    pending: list[np.ndarray] = []
-    skipped: list[tuple[str, str]] = []
-
-    def flush(all_of_it: bool) -> None:
-        while len(pending) >= batch_size or (all_of_it and pending):
-            batch, pending[:] = pending[:batch_size], pending[batch_size:]
-            feats.append(extract_features(backbone, np.stack(batch), batch_size, device))
-
-    with _progress(quiet) as bar:
-        task = bar.add_task("embedding", total=len(folder))
-        for items in loader:
-            for index, cloud, reason in items:
-                if cloud is None:
-                    if strict:
-                        raise DataError(f"{reason} (--strict: stopping at the first bad file)")
-                    skipped.append((folder.files[index].name, str(reason)))
-                    if len(skipped) <= MAX_WARNINGS:
-                        console.print(f"warning: skipped {reason}", markup=False, highlight=False, soft_wrap=True)
-                    continue
-                pending.append(cloud)
-                kept.append(index)
-            flush(all_of_it=False)
-            bar.advance(task, len(items))
-        flush(all_of_it=True)
+    for _, reason in skipped[:MAX_WARNINGS]:
+        console.print(f"warning: skipped {reason}", markup=False, highlight=False, soft_wrap=True)
     if skipped:
-        console.print(f"warning: skipped {len(skipped)} of {len(folder)} files (listed in the output's "
-                      "skipped_names / skipped_reasons)", markup=False, highlight=False, soft_wrap=True)
-    if not kept:
-        raise DataError(f"{folder.root}: none of the {len(folder)} files is readable; first problem: {skipped[0][1]}")
-    labels = np.array([folder.label(i) for i in kept], dtype=np.int64) if folder.class_names else None
-    return Embedding(
-        np.concatenate(feats), [folder.files[i].name for i in kept], [folder.files[i].split for i in kept],
-        labels, folder.class_names, folder.describe(), skipped,
-    )
+        total = sum(len(dataset.items(split)) for split in splits)
+        console.print(f"warning: skipped {len(skipped)} of {total} files (listed in the output's skipped_names / "
+                      "skipped_reasons)", markup=False, highlight=False, soft_wrap=True)
+    return skipped
 
 
 def write_h5(out: Path, embedding: Embedding, encoder: CheckpointEncoder, attrs: dict[str, Any]) -> Path:
@@ -285,12 +244,12 @@ def write_h5(out: Path, embedding: Embedding, encoder: CheckpointEncoder, attrs:
     return write_atomically(out, write)
 
 
-def _input_root(source: PointCloudSet | PointFileFolder) -> Path | None:
+def _input_root(source: PointCloudSet) -> Path | None:
     root = getattr(source, "root", None)
     return Path(root).expanduser().absolute() if root is not None else None
 
 
-def refuse_out_inside_input(out: Path, source: PointCloudSet | PointFileFolder) -> None:
+def refuse_out_inside_input(out: Path, source: PointCloudSet) -> None:
     """A DataError when ``out`` lies inside the input's folder: pointdwc never writes into a data folder."""
     root = _input_root(source)
     if root is not None and out.is_relative_to(root):
@@ -329,11 +288,19 @@ def run(args: Any) -> Path:
     encoder = load_checkpoint_encoder(args.ckpt_path, args.network, args.config)
     backbone = encoder.backbone.to(device)
     start = _clock()
-    if isinstance(source, PointFileFolder):
-        embedding = embed_files(backbone, source, args.batch_size, device, args.num_workers, args.strict, args.quiet)
-        extra = {"normalize": not args.no_normalize, "subsample": args.subsample}
+    if isinstance(source, PackedSet):
+        source.read_workers = args.num_workers
+        source.skip_bad_items = source.skip_bad_items and not args.strict
+    try:
+        source.prepare(progress=not args.quiet)  # packing reports what it skips, before any forward pass
+    except DataError as err:
+        raise DataError(f"{err} (--strict: stopping at the first bad file)" if args.strict else str(err)) from None
+    skipped = skipped_files(source, args.splits or list(source.splits), args.strict)
+    embedding = embed_dataset(backbone, source, args.splits, args.num_points, args.batch_size, device, args.quiet)
+    embedding.skipped = skipped
+    if isinstance(source, PointFolder):
+        extra = {"normalize": source.normalize, "subsample": source.subsample}
     else:
-        embedding = embed_dataset(backbone, source, args.splits, args.num_points, args.batch_size, device, args.quiet)
         extra = {"normalize": "as the data set stores it", "subsample": "first"}
     seconds = _clock() - start
     path = write_h5(out, embedding, encoder, {"num_points": args.num_points, **extra})

@@ -31,6 +31,7 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 from backbones.base import PointBackbone
 from datamodules.dataset import PointCloudSet, PointCloudSplit
 from datamodules.detect import resolve_dataset
+from datamodules.errors import DataError
 from datamodules.splits.per_class_subset import per_class_subset
 from lightning_modules.dist import gather_objects, is_distributed, print_rank_zero, rank, world_size
 from lightning_modules.evaluation.feature_cache import FeatureCache
@@ -377,6 +378,11 @@ class LinearProbe(pl.Callback):
     def _split(self, name: str) -> PointCloudSplit:
         if name not in self._splits:
             split = self.data.load(name)
+            if not split.class_names:
+                raise DataError(
+                    f"{self._field}: {split.source} has no class folders, so no labels to probe with; keep it for "
+                    f"data.root (pretraining) and give {self._field}.root a labelled set (one folder per class)"
+                )
             if hasattr(split.points, "set_epoch"):
                 raise ValueError(
                     f"{self._field}.data: {split.source} draws its {name} split afresh every epoch; a probe "
