@@ -72,13 +72,19 @@ def test_ema_lists_follow_a_module_moved_after_they_were_built() -> None:
     torch.testing.assert_close(teacher.weight, 0.5 * before + 0.5)
 
 
-def test_adamw_kernel_is_fused_on_cuda_and_multi_tensor_on_cpu() -> None:
+def test_adamw_kernel_is_fused_on_cuda_and_cpu_and_multi_tensor_elsewhere() -> None:
     assert adamw_kernel(torch.device("cuda", 0)) == {"fused": True}
-    assert adamw_kernel(torch.device("cpu")) == {"foreach": True}
+    assert adamw_kernel(torch.device("cpu")) == {"fused": True}
+    assert adamw_kernel(torch.device("mps")) == {"foreach": True}
 
 
-def test_multi_tensor_adamw_on_cpu_equals_the_per_parameter_loop() -> None:
-    """The foreach kernel the module uses on CPU changes no bit of the update (same groups, schedules)."""
+def test_fused_adamw_on_cpu_follows_the_per_parameter_loop_within_rounding() -> None:
+    """The fused kernel the module uses on CPU: the per-parameter loop's update up to rounding.
+
+    Same groups, per-step lr and weight decay as the pretraining schedules; after 20 steps the
+    largest difference measured was 7.5e-9 absolute (parameters of size ~1); the bound below is
+    1e-7, under float32's epsilon. The multi-tensor kernel equals the loop bit for bit.
+    """
 
     def run(**kernel) -> list[torch.Tensor]:
         torch.manual_seed(0)
@@ -93,8 +99,12 @@ def test_multi_tensor_adamw_on_cpu_equals_the_per_parameter_loop() -> None:
             opt.step()
         return ps
 
-    for a, b in zip(run(foreach=True), run(foreach=False)):
-        assert torch.equal(a, b)  # measured max |diff| 0
+    loop = run(foreach=False)
+    for a, b in zip(run(foreach=True), loop):
+        assert torch.equal(a, b)
+    diffs = [float((a - b).detach().abs().max()) for a, b in zip(run(fused=True), loop)]
+    assert max(diffs) <= 1e-7, diffs
+    assert max(diffs) > 0  # the fused kernel does round differently: the bound is what is tested
 
 
 def _fill_grads(model) -> None:
