@@ -36,11 +36,15 @@ class OpCounter(TorchDispatchMode):
         self.reads_by_phase: Counter[str] = Counter()
         """Host reads per phase."""
         self.phase = "other"
+        self.views = 0
+        """Ops that only alias their input (``func.is_view``: view, t, expand, detach, …): no data is
+        read or written, so no kernel runs on any device."""
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         name = str(func.overloadpacket)
         self.counts[name] += 1
         self.by_phase[self.phase] += 1
+        self.views += bool(func.is_view)
         if name in HOST_READ_OPS:
             self.reads_by_phase[self.phase] += 1
         return func(*args, **(kwargs or {}))
@@ -49,6 +53,11 @@ class OpCounter(TorchDispatchMode):
     def total(self) -> int:
         """All ops counted."""
         return sum(self.counts.values())
+
+    @property
+    def compute(self) -> int:
+        """Ops that are not views: the ones that can launch a kernel (an upper bound on an eager GPU step's launches)."""
+        return self.total - self.views
 
     @property
     def host_reads(self) -> int:

@@ -124,7 +124,7 @@ def measure(config: str, args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
     model.to(device).train()
     batch = data.batch_size
-    opt = torch.optim.AdamW([p for p in model.student.parameters() if p.requires_grad], lr=1e-4)
+    opt = model.build_optimizer()  # the module's own: groups and kernel (fused on CUDA and CPU)
     gen = torch.Generator(device=device).manual_seed(0)
     raw = torch.rand(batch, args.raw_points, 3, device=device) * 2 - 1
     if args.loader:
@@ -243,7 +243,8 @@ def measure(config: str, args: argparse.Namespace) -> dict:
         print(f"  {name:<12} {ms:9.1f} ms  {100 * times[name] / args.steps / step_time:5.1f} %{note}")
     print(f"  peak memory  {peak_memory(device)}")
     if host is not None:
-        line = f"  host         {host.total} ATen ops/step, {host.host_reads} host reads/step"
+        line = (f"  host         {host.total} ATen ops/step ({host.views} views, {host.compute} that compute), "
+                f"{host.host_reads} host reads/step")
         line += f", {launches} CUDA kernel launches/step" if launches is not None else " (kernel launches: CUDA only)"
         print(line)
         print("  ops by part  " + ", ".join(f"{name} {n}" for name, n in host.by_phase.items()))

@@ -56,3 +56,15 @@ def test_fps_costs_six_ops_an_iteration_and_no_host_read() -> None:
     short, long = (count_ops(lambda s=s: farthest_point_sample(pts, s)) for s in (9, 17))
     assert long.total - short.total == 6 * 8
     assert long.host_reads == 0
+
+
+def test_views_are_counted_apart_from_ops_that_compute() -> None:
+    x = torch.arange(6.0)
+
+    def work() -> None:
+        y = x.view(2, 3).t()  # aten.view, aten.t: views
+        z = y.unsqueeze(0).expand(4, 3, 2)  # aten.unsqueeze, aten.expand: views
+        (z * 2).sum()  # aten.mul, aten.sum: compute
+
+    c = count_ops(work)
+    assert (c.total, c.views, c.compute) == (6, 4, 2)

@@ -399,15 +399,21 @@ class DistillationWithContrast(pl.LightningModule):
         self.log(f"{stage}/loss_contrast", loss_contrast, **kw)
 
     # ------------------------------------------------------------------ optimisation
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        """AdamW over two groups (no weight decay on biases and norm weights) + schedules."""
+    def build_optimizer(self) -> torch.optim.Optimizer:
+        """The student's AdamW: two groups (no weight decay on biases and norm weights), the
+        kernel for the module's device (fused on CUDA and CPU); lr and weight decay are set
+        each step from the schedules."""
         cfg = self.optim_config
-        optimizer = torch.optim.AdamW(
+        return torch.optim.AdamW(
             param_groups(self.student.named_parameters(), cfg.weight_decay),
             lr=cfg.lr,
             betas=cfg.betas,
-            **adamw_kernel(self.device),  # configure_optimizers runs once the module is on its device
+            **adamw_kernel(self.device),
         )
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """:meth:`build_optimizer` + schedules (runs once the module is on its device)."""
+        optimizer = self.build_optimizer()
         self.schedules = self._build_schedules()
         self._warn_if_schedules_changed()
         return optimizer
