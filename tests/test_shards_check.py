@@ -87,3 +87,15 @@ def test_without_litdata_one_line_names_the_extra(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "litdata", None)  # import litdata -> ImportError
     with pytest.raises(DataError, match=r"^pointdwc data pack needs litdata, which is not installed: pip install 'pointdwc\[stream\]'$"):
         require_litdata("pointdwc data pack")
+
+
+def test_an_interrupted_pack_is_one_line_saying_how_to_finish_it(packed: Path, tmp_path: Path, capsys) -> None:
+    import json
+
+    root = shutil.copytree(packed, tmp_path / "copy")
+    meta = json.loads((root / "pointdwc_shards.json").read_text())
+    meta["splits"]["test"]["complete"] = False
+    (root / "pointdwc_shards.json").write_text(json.dumps(meta))
+    code, errors = _check(root, capsys)
+    assert code == 1 and len(errors) == 1
+    assert errors[0].startswith(f"error: {root}: the pack of Blobs was interrupted (test not complete); run the same")
