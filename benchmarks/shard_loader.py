@@ -19,6 +19,8 @@ is one process) over the corpus and over the corpus duplicated 10 times, once th
 in-memory path and once through shards. Streaming should not grow with the corpus.
 
 Timings on a shared or loaded machine are meaningless: the 1-minute load average is printed.
+A tiny ``--size`` (a few batches per epoch) times mostly the start of each epoch (litdata's
+loader starts its workers anew every epoch; the in-memory loader keeps them): dry runs only.
 
 Usage:
     python benchmarks/shard_loader.py --size 64 --batches 4 --fit-steps 2    # dry run

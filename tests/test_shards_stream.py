@@ -105,3 +105,16 @@ def test_a_two_rank_ddp_epoch_sees_every_sample_once(tmp_path: Path) -> None:
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert len(ranks[0]) == len(ranks[1]) == 8  # 16 samples, 2 ranks: 4 steps of 2 each
     assert sorted(ranks[0] + ranks[1]) == list(range(16))
+
+
+def test_the_probe_reads_shards_as_it_reads_their_source(modelnet_shards) -> None:
+    from lightning_modules.evaluation.probe import LinearProbe
+
+    source, out = modelnet_shards
+    on_shards, on_source = LinearProbe(root=str(out), num_points=512), LinearProbe(root=str(source), num_points=512)
+    assert isinstance(on_shards.data, ShardSet)
+    for split in ("train", "test"):
+        a, b = on_shards._split(split), on_source._split(split)
+        np.testing.assert_array_equal(a.points, b.points)
+        np.testing.assert_array_equal(a.labels, b.labels)
+        assert a.class_names == b.class_names == ["sphere", "ellipsoid", "cigar"]
