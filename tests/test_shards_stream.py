@@ -69,18 +69,25 @@ def test_the_loader_state_in_the_datamodule_resumes_the_same_order(modelnet_shar
         np.testing.assert_array_equal(a, b)
 
 
-def test_mid_epoch_resume_over_shards_equals_an_uninterrupted_run(modelnet_shards, tmp_path: Path) -> None:
-    """24 clouds, batch 4: 6 steps an epoch; stopped after step 8 (the middle of the second epoch)."""
-    _, out = modelnet_shards
-    assert_mid_epoch_resume_is_exact(tmp_path, lambda: tiny_data(out), stop_step=8, total_steps=12)
-
-
 class Numbered(PointCloudSet):
     """16 clouds of 64 points whose label is their row: the labels a batch carries name its samples."""
 
     def load(self, split: str) -> PointCloudSplit:
         points = np.random.default_rng(5).normal(size=(16, 64, 3)).astype(np.float32)
         return PointCloudSplit(points, np.arange(16), [f"s{i}" for i in range(16)], source=split)
+
+
+SMALL_CROPS = MultiCropConfig(global_crops=CropSpec(2, 32, (0.5, 1.0)), local_crops=CropSpec(2, 16, (0.2, 0.5)))
+
+
+def test_mid_epoch_resume_over_shards_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+    """16 clouds, batch 4: 4 steps an epoch; stopped after step 6 (the middle of the second epoch)."""
+    pack_shards(Numbered(), tmp_path / "shards", QUIET)
+
+    def make_data() -> PointCloudDataModule:
+        return PointCloudDataModule(root=str(tmp_path / "shards"), batch_size=4, num_points=48, crops=SMALL_CROPS)
+
+    assert_mid_epoch_resume_is_exact(tmp_path, make_data, stop_step=6, total_steps=8)
 
 
 class RecordLabels(pl.Callback):
@@ -99,8 +106,7 @@ class RecordLabels(pl.Callback):
 
 def test_a_two_rank_ddp_epoch_sees_every_sample_once(tmp_path: Path) -> None:
     pack_shards(Numbered(), tmp_path / "shards", QUIET)
-    crops = MultiCropConfig(global_crops=CropSpec(2, 32, (0.5, 1.0)), local_crops=CropSpec(2, 16, (0.2, 0.5)))
-    data = PointCloudDataModule(root=str(tmp_path / "shards"), batch_size=2, crops=crops, seed=1)
+    data = PointCloudDataModule(root=str(tmp_path / "shards"), batch_size=2, crops=SMALL_CROPS, seed=1)
     fit_seeded(tmp_path, data, [RecordLabels(tmp_path)], strategy="ddp_fork", accelerator="cpu", devices=2)
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert len(ranks[0]) == len(ranks[1]) == 8  # 16 samples, 2 ranks: 4 steps of 2 each
@@ -118,3 +124,14 @@ def test_the_probe_reads_shards_as_it_reads_their_source(modelnet_shards) -> Non
         np.testing.assert_array_equal(a.points, b.points)
         np.testing.assert_array_equal(a.labels, b.labels)
         assert a.class_names == b.class_names == ["sphere", "ellipsoid", "cigar"]
+
+
+def test_an_object_store_url_is_taken_for_shards_and_handed_to_litdata_as_is() -> None:
+    """Only the spelling: nothing here reaches a bucket (streaming from one is not tested)."""
+    from datamodules.streaming.layout import split_location
+
+    data = PointCloudDataModule(root="s3://bucket/corpus/shards/", batch_size=2)
+    assert isinstance(data.dataset, ShardSet) and data.dataset.remote and data.streams
+    assert data.dataset.root == "s3://bucket/corpus/shards"
+    assert split_location(data.dataset.root, "train") == "s3://bucket/corpus/shards/train"
+    assert split_location("/data/shards", "test") == "/data/shards/test"
