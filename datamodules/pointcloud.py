@@ -135,7 +135,8 @@ class PointCloudDataModule(pl.LightningDataModule):
         dataset: the data set, by class path (``datamodules.ShapeNet55``, ``datamodules.ModelNet40H5``,
             ``datamodules.ModelNetResampled``, ``datamodules.ScanObjectNN``, ``datamodules.MeshFolder``,
             ``datamodules.SyntheticShapes``).
-        root: shortcut: a data folder whose layout is detected (instead of ``dataset``).
+        root: shortcut: a data folder whose layout is detected (instead of ``dataset``); packed
+            shards (``pointdwc data pack``, a folder or an ``s3://`` URL) are streamed with litdata.
             Neither given: the embedded synthetic set.
         batch_size: clouds per device and step.
         num_workers: loader worker processes (they only copy rows of an in-memory or
