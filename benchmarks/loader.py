@@ -41,6 +41,7 @@ Usage:
     python benchmarks/loader.py --dataset shapenet55 modelnet40_h5 --scale 0.5
     python benchmarks/loader.py --root ~/data/ShapeNet55 --batches 200
     python benchmarks/loader.py --config configs/default.yaml --batch-size 32
+    python benchmarks/loader.py --shards --size 64 --batches 4    # shards vs in-memory (benchmarks/shard_loader.py)
 """
 
 from __future__ import annotations
@@ -352,6 +353,10 @@ def print_table(rows: list[Row], args: argparse.Namespace, crops: MultiCropConfi
 
 # ------------------------------------------------------------------ main
 def main() -> None:
+    if "--shards" in sys.argv[1:]:  # streaming shards vs in-memory: its own options (benchmarks/shard_loader.py)
+        from benchmarks.shard_loader import main as shards_main
+
+        return shards_main([a for a in sys.argv[1:] if a != "--shards"])
     default_workers = inspect.signature(PointCloudDataModule.__init__).parameters["num_workers"].default
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(

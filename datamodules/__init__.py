@@ -7,6 +7,7 @@
   shape builders.
 * :mod:`datamodules.views` — multi-crop views and augmentations, batched on the device.
 * :mod:`datamodules.splits` — validation splits carved from train and few-shot folds.
+* :mod:`datamodules.streaming` — litdata shards: ``pointdwc data pack`` and the loader ``fit`` streams them with.
 * At this level: the data-set interface (:mod:`~datamodules.dataset`, :mod:`~datamodules.errors`),
   layout detection, the cache, the resumable loader and the three DataModules (pretraining,
   classification, part segmentation).
@@ -38,6 +39,7 @@ _EXPORTS = {
     "ScanObjectNN": "datamodules.formats.scanobjectnn",
     "ShapeNet55": "datamodules.formats.shapenet55",
     "ShapeNetPart": "datamodules.formats.shapenet_part",
+    "ShardSet": "datamodules.streaming.shard_set",
     "SyntheticParts": "datamodules.synthetic.part_set",
     "SyntheticShapes": "datamodules.synthetic.shape_set",
 }

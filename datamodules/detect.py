@@ -19,8 +19,10 @@ def known_sets() -> dict[str, type[PointCloudSet]]:
     from datamodules.formats.scanobjectnn import ScanObjectNN
     from datamodules.formats.shapenet55 import ShapeNet55
     from datamodules.formats.shapenet_part import ShapeNetPart
+    from datamodules.streaming.shard_set import ShardSet
 
     return {
+        "shards": ShardSet,
         "modelnet40_h5": ModelNet40H5,
         "modelnet_resampled": ModelNetResampled,
         "scanobjectnn": ScanObjectNN,
@@ -45,6 +47,7 @@ def detect_datasets(root: str | os.PathLike) -> list[PointCloudSet]:
 LAYOUTS = (
     "ModelNet40 h5 (shape_names.txt, train_files.txt), modelnet40_normal_resampled "
     "(modelnet40_shape_names.txt), ScanObjectNN (main_split/, main_split_nobg/), "
+    "shards of pointdwc data pack (pointdwc_shards.json, train/index.json), "
     "ShapeNet55 (ShapeNet-55/train.txt, shapenet_pc/), ShapeNetPart (synsetoffset2category.txt, "
     "train_test_split/), ModelNetFewshot (5way_10shot/0.pkl), a mesh folder (<class>/*.obj|off|stl|ply|glb), "
     "or a folder of point files and meshes (.ply .pcd .npy .npz .txt .xyz .pts .csv .las .laz .obj .off .stl .glb)"
@@ -52,7 +55,16 @@ LAYOUTS = (
 
 
 def dataset_from_root(root: str | os.PathLike, field: str) -> PointCloudSet:
-    """The data set in ``root`` (the first, if it holds several); DataError naming ``field`` if none."""
+    """The data set in ``root`` (the first, if it holds several); DataError naming ``field`` if none.
+
+    An object-store URL (``s3://bucket/path``) is taken for packed shards and handed to litdata.
+    """
+    from datamodules.streaming.layout import is_url
+
+    if is_url(str(root)):
+        from datamodules.streaming.shard_set import ShardSet
+
+        return ShardSet(str(root))
     if not Path(root).expanduser().is_dir():
         raise DataError(f"{field}={root}: folder does not exist")
     found = detect_datasets(root)
@@ -73,7 +85,7 @@ def resolve_dataset(
     if dataset is not None:
         return dataset
     if root is not None:
-        return dataset_from_root(Path(root), root_field)
+        return dataset_from_root(root, root_field)
     from datamodules.synthetic.shape_set import SyntheticShapes
 
     return SyntheticShapes()

@@ -135,7 +135,8 @@ class PointCloudDataModule(pl.LightningDataModule):
         dataset: the data set, by class path (``datamodules.ShapeNet55``, ``datamodules.ModelNet40H5``,
             ``datamodules.ModelNetResampled``, ``datamodules.ScanObjectNN``, ``datamodules.MeshFolder``,
             ``datamodules.SyntheticShapes``).
-        root: shortcut: a data folder whose layout is detected (instead of ``dataset``).
+        root: shortcut: a data folder whose layout is detected (instead of ``dataset``); packed
+            shards (``pointdwc data pack``, a folder or an ``s3://`` URL) are streamed with litdata.
             Neither given: the embedded synthetic set.
         batch_size: clouds per device and step.
         num_workers: loader worker processes (they only copy rows of an in-memory or
@@ -192,6 +193,14 @@ class PointCloudDataModule(pl.LightningDataModule):
         wanted = ["train"] if stage in ("fit", "validate") else ["test"] if stage == "test" else []
         if stage == "validate" and not self.val_fraction > 0:
             raise DataError(no_validation_split_message())
+        if self.streams and "train" in wanted:
+            if self.val_fraction > 0:
+                raise DataError(
+                    f"data.val_fraction={self.val_fraction}: no shape can be held out of streamed shards; "
+                    "set data.val_fraction: 0"
+                )
+            self.dataset.require_stream_points(self.num_points, "data.num_points")  # type: ignore[attr-defined]
+            wanted = []  # streamed by train_dataloader, never loaded
         for split in wanted:
             if split not in self.splits:
                 loaded = self.dataset.load(split)
@@ -248,17 +257,29 @@ class PointCloudDataModule(pl.LightningDataModule):
         )
         return loader
 
+    @property
+    def streams(self) -> bool:
+        """Whether the train split is streamed from shards (:class:`~datamodules.streaming.shard_set.ShardSet`)."""
+        return bool(getattr(self.dataset, "streams", False))
+
     def _current_epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer is not None else 0
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled training clouds; resumes mid-epoch from a checkpoint's loader position."""
-        loader = self._loader("train", shuffle=True, position=self._loader_state)
+        if self.streams:  # litdata: its own sharding over ranks, seeded shuffle and resumable state
+            loader = self.dataset.train_loader(  # type: ignore[attr-defined]
+                self.batch_size, self.num_workers, self.seed, self.num_points
+            )
+            if self._loader_state is not None:
+                loader.load_state_dict(self._loader_state)
+        else:
+            loader = self._loader("train", shuffle=True, position=self._loader_state)
         self._loader_state = None
         self._train_loader = loader
         return loader
 
-    def _iterated_train_loader(self) -> ResumableDataLoader | None:
+    def _iterated_train_loader(self) -> Any:
         """The training loader Lightning iterates: under DDP not the one :meth:`train_dataloader`
         returned but a copy with a ``DistributedSampler``."""
         trainer = self.trainer
@@ -268,6 +289,8 @@ class PointCloudDataModule(pl.LightningDataModule):
                 iterated = trainer.train_dataloader
             except (AttributeError, RuntimeError):
                 iterated = None
+        if self.streams:  # litdata's loader: Lightning iterates the one train_dataloader returned
+            return iterated if iterated is not None else self._train_loader
         return iterated if isinstance(iterated, ResumableDataLoader) else self._train_loader
 
     def test_dataloader(self) -> DataLoader:

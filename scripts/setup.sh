@@ -15,3 +15,10 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
 fi
 .venv/bin/python -c "import torch; print('torch==' + torch.__version__)" > .venv/constraints.txt
 "${PIP[@]}" -c .venv/constraints.txt -e ".[test]"
+# litdata (shards) requires torchvision; a torchvision built for another torch than the one installed
+# (PyPI's, beside a CPU torch) fails at import, and torchmetrics imports it whenever it is present.
+# pointdwc never uses it (litdata only for images): remove a torchvision that cannot be imported.
+if .venv/bin/python -m pip show torchvision >/dev/null 2>&1 && ! .venv/bin/python -c "import torchvision" >/dev/null 2>&1; then
+  echo "setup: removing torchvision (it does not match torch $(.venv/bin/python -c 'import torch; print(torch.__version__)'); nothing here needs it)"
+  .venv/bin/python -m pip uninstall --quiet --yes torchvision
+fi

@@ -1,10 +1,12 @@
-"""``pointdwc data check ROOT`` and ``pointdwc data prepare ROOT``.
+"""``pointdwc data check ROOT``, ``pointdwc data prepare ROOT`` and ``pointdwc data pack SRC OUT``.
 
 ``check`` detects the layout of a folder, validates every file without writing anything
 and prints a summary (classes, shapes per split, points per shape, bounding radius); it
 exits 0 when the folder is usable and 1 with one message per problem otherwise.
 ``prepare`` does the one-time work a format needs (packing file-per-shape sets into the
-cache) ahead of training, with a progress bar.
+cache) ahead of training, with a progress bar. ``pack`` writes a data set (a folder of any
+detected layout, or ``synthetic`` for the embedded set) into litdata shards that ``fit
+--data.root OUT`` streams (:mod:`datamodules.streaming`); ``check OUT`` validates them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ from datamodules.errors import DataError
 from lightning_modules.commands.inputs import renamed_flags
 from datamodules.formats.packed import PackedSet
 from datamodules.formats.shapenet_part import ShapeNetPart
+from datamodules.streaming.pack import PackOptions, pack_shards
+
+SYNTHETIC_SOURCE = "synthetic"
+"""The ``SRC`` of ``pointdwc data pack`` that names the embedded synthetic set (its default options)."""
 
 RENAMED = {"--num-points": "--num_points"}
 """Old spellings still accepted for one release (with a notice on stderr)."""
@@ -40,6 +46,17 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sub.add_argument("--quiet", action="store_true", help="no progress bars")
     prepare.add_argument("--force", action="store_true", help="pack again even if the cache is there")
+    pack = commands.add_parser("pack", help="write a data set into litdata shards that fit streams")
+    pack.add_argument("src", help=f"the data folder (any layout check detects), or {SYNTHETIC_SOURCE!r}")
+    pack.add_argument("out", help="the output folder (train/ and test/ shards, pointdwc_shards.json)")
+    pack.add_argument("--format", choices=sorted(known_sets()), help="skip detection and read this layout")
+    pack.add_argument(
+        "--num_points", type=int, default=None, help="store each cloud's first N points (default: all it has)"
+    )
+    pack.add_argument("--workers", type=int, default=1, help="litdata worker processes (default: 1)")
+    pack.add_argument("--chunk_bytes", default="64MB", help="target size of one chunk file (default: 64MB)")
+    pack.add_argument("--overwrite", action="store_true", help="replace a pack already in OUT")
+    pack.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
@@ -110,12 +127,36 @@ def run_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def pack_source(src: str, fmt: str | None) -> PointCloudSet:
+    """The data set ``pointdwc data pack`` reads: the synthetic set, or the first set found in the folder."""
+    if src == SYNTHETIC_SOURCE and fmt is None:
+        from datamodules.synthetic.shape_set import SyntheticShapes
+
+        return SyntheticShapes()
+    sets = find_sets(src, fmt, None)
+    if len(sets) > 1:
+        print(f"{src} holds {len(sets)} data sets; packing the first, {sets[0].describe()}")
+    return sets[0]
+
+
+def run_pack(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        raise DataError(f"--workers={args.workers}: must be at least 1")
+    dataset = pack_source(args.src, args.format)
+    options = PackOptions(args.num_points, args.workers, args.chunk_bytes, args.overwrite, not args.quiet)
+    meta = pack_shards(dataset, args.out, options)
+    counts = ", ".join(f"{split} {m.count}" for split, m in meta.splits.items())
+    print(f"{meta.source}: packed into {args.out} ({counts} clouds); train on it with --data.root {args.out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``pointdwc data ...``; returns the exit status."""
     argv = list(argv if argv is not None else sys.argv[1:])
     args = build_parser().parse_args(renamed_flags(argv, RENAMED, "pointdwc data"))
     try:
-        return run_check(args) if args.command == "check" else run_prepare(args)
+        run = {"check": run_check, "prepare": run_prepare, "pack": run_pack}[args.command]
+        return run(args)
     except DataError as err:
         print(f"pointdwc data {args.command}: error: {err}", file=sys.stderr)
         return 1
