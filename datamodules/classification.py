@@ -219,7 +219,7 @@ class ClassificationDataModule(pl.LightningDataModule):
         if "val" in self.splits:
             per_class = np.bincount(self.splits["val"].labels, minlength=self.num_classes)
             counts = f"{len(self.splits['val'])} shapes, {per_class.min()} to {per_class.max()} per class; "
-        minimum = f", at least {self.val_min_per_class} per class" if self.val_min_per_class > 1 else ""
+        minimum = f" (at least {self.val_min_per_class} per class)" if self.val_min_per_class > 1 else ""
         return (
             f"a stratified {self.val_fraction:.0%} validation split{minimum} carved from the train split "
             f"({counts}split seed {self.split_seed}; the network fits on the rest)"

@@ -70,6 +70,9 @@ def run_length(trainer: pl.Trainer) -> tuple[int, int]:
     """``(steps_per_epoch, total_steps)`` of optimizer steps of this fit (honours max_steps, accumulation)."""
     total = trainer.estimated_stepping_batches  # builds the train loader if needed
     batches = trainer.num_training_batches
+    if not math.isfinite(batches) and math.isfinite(total) and trainer.train_dataloader is None:
+        trainer.fit_loop.setup_data()  # a run sized by max_steps alone (max_epochs -1) has not built its loader
+        batches = trainer.num_training_batches
     if not math.isfinite(batches) or not math.isfinite(total):
         raise ValueError("the schedule needs the run's length: use a sized training set and set trainer.max_epochs")
     steps_per_epoch = max(1, math.ceil(batches / trainer.accumulate_grad_batches))
