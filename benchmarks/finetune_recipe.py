@@ -22,7 +22,7 @@ the test split is evaluated once per checkpoint (selected and last). Results go 
 after every run and are reused by the next call (resumable); the table is printed at the end.
 
     python benchmarks/finetune_recipe.py --pretrained runs/.../last.ckpt --seeds 0 1 2 --sets real
-    python benchmarks/finetune_recipe.py --table-only
+    python benchmarks/finetune_recipe.py --table-only --out a.json --merge b.json c.json
 """
 
 from __future__ import annotations
@@ -133,11 +133,13 @@ def main() -> None:
                         choices=[*PROBE_ARMS, *FINETUNE_ARMS])
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "finetune_recipe" / "results.json")
+    parser.add_argument("--merge", type=Path, nargs="*", default=[], help="other results files to read (side-by-side runs)")
     parser.add_argument("--table-only", action="store_true", help="print the table of the results found, run nothing")
     parser.add_argument("extra", nargs="*", help="after --: arguments for every fine-tuning run")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     results: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
+    merged = {k: v for path in args.merge for k, v in json.loads(path.read_text()).items()}
     if not args.table_only:
         needs_file = any(arm == "probe" or (arm in FINETUNE_ARMS and FINETUNE_ARMS[arm][1]) for arm in args.arms)
         if needs_file and (not args.pretrained or not Path(args.pretrained).is_file()):
@@ -160,7 +162,7 @@ def main() -> None:
                     tmp.write_text(json.dumps(results, indent=1, default=str))
                     tmp.replace(args.out)
     for set_name in args.sets:
-        print(table(results, set_name))
+        print(table({**merged, **results}, set_name))
 
 
 if __name__ == "__main__":
