@@ -9,7 +9,8 @@ file of the CPU default) and each ``--seeds`` seed, on the real-mesh set
 * ``point_mae`` / ``point_mae_scratch``: the same with ``configs/finetune/point_mae_recipe.yaml``
   (the field's recipe, the previous default).
 * ``lpft_freeze40``: the default plus 40 head-only steps first (``freeze_backbone_steps``; the
-  validation can then also choose a checkpoint of the linear-probe phase).
+  validation can then also choose a checkpoint of the linear-probe phase); ``lpft_lowlr``: the
+  same with a 4x smaller peak learning rate (5e-5).
 * one lever of the default removed at a time, from the pretrained teacher: ``no_probe_init``
   (random linear head), ``no_layer_decay``, ``points_512``, ``epochs_8`` (8 epochs, warm-up 1
   epoch, instead of 250 steps), ``val_10pct`` (10 % validation, at least 1 per class).
@@ -51,6 +52,7 @@ FINETUNE_ARMS: dict[str, tuple[list[str], bool]] = {
     "point_mae": (["--config", POINT_MAE], True),
     "point_mae_scratch": (["--config", POINT_MAE], False),
     "lpft_freeze40": (["--model.freeze_backbone_steps", "40"], True),
+    "lpft_lowlr": (["--model.freeze_backbone_steps", "40", "--model.optim.lr", "5.0e-5"], True),
     "no_probe_init": (["--model.head_init", "random"], True),
     "no_layer_decay": (["--model.layer_decay", "1.0"], True),
     "points_512": (["--data.num_points", "512"], True),
