@@ -18,7 +18,9 @@ file of the CPU default) and each ``--seeds`` seed, on the real-mesh set
 * ``probe``: frozen features, linear SVM with C by 5-fold CV on the whole train split, the test
   split once (pointdwc's probe protocol, the same split and 1,024 points as fine-tuning); of the
   pretrained teacher (``probe``), of the same PoinT-ViT at seed ``s``'s random initialisation
-  (``probe_random_vit``) and of a random-init PointNet 3-64-128-1024 (``probe_random_pointnet``).
+  (``probe_random_vit``) and of a random-init PointNet 3-64-128-1024 (``probe_random_pointnet``);
+  ``probe_fit_part``: the pretrained teacher's SVM fitted only on the shapes fine-tuning fits on
+  (the train split less the default's validation split), the probe under fine-tuning's data budget.
 
 Each fine-tuning run selects its checkpoint on the validation split carved from the train split;
 the test split is evaluated once per checkpoint (selected and last). Results go to ``--out``
@@ -61,7 +63,7 @@ FINETUNE_ARMS: dict[str, tuple[list[str], bool]] = {
     "val_10pct": (["--data.val_fraction", "0.1", "--data.val_min_per_class", "1"], True),
 }
 """Fine-tuning arm -> (arguments on top of the default config, starts from the pretrained file)."""
-PROBE_ARMS = ("probe", "probe_random_vit", "probe_random_pointnet")
+PROBE_ARMS = ("probe", "probe_fit_part", "probe_random_vit", "probe_random_pointnet")
 PROBE_POINTS = 1024
 
 
@@ -91,9 +93,21 @@ def probe_run(set_name: str, arm: str, seed: int, pretrained: str) -> dict[str, 
 
     torch.manual_seed(seed)
     args = ["--seed_everything", str(seed), *dataset_args(set_name)]
-    cli = run_finetune([*args, *(["--ckpt", pretrained] if arm == "probe" else [])], run=False)
+    cli = run_finetune([*args, *(["--ckpt", pretrained] if arm in ("probe", "probe_fit_part") else [])], run=False)
     network = RandomPointNet() if arm == "probe_random_pointnet" else cli.model.backbone
     start = time.perf_counter()
+    if arm == "probe_fit_part":
+        from datamodules.splits.validation_split import stratified_split
+        from lightning_modules.evaluation.probe import extract_features, linear_svm
+
+        data, module = cli.datamodule, cli.model
+        train, test = data.dataset.load("train"), data.dataset.load("test")
+        fit, _ = stratified_split(train.labels, data.val_fraction, data.split_seed, min_per_class=data.val_min_per_class)
+        feats = [extract_features(module.backbone, x[:, :PROBE_POINTS], 128, torch.device("cpu"))
+                 for x in (train.points[fit], test.points)]
+        svm = linear_svm(feats[0], train.labels[fit], feats[1], test.labels, c="auto")
+        return {"acc": svm.acc, "macc": svm.macc, "svm_c": svm.c, "shapes": len(fit),
+                "wall_seconds": time.perf_counter() - start}
     result = probe(network, cli.datamodule.dataset, PROBE_POINTS)
     return {"acc": result.svm_acc, "macc": result.svm_macc, "svm_c": result.svm_c,
             "wall_seconds": time.perf_counter() - start}
@@ -148,7 +162,7 @@ def main() -> None:
     results: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
     merged = {k: v for path in args.merge for k, v in json.loads(path.read_text()).items()}
     if not args.table_only:
-        needs_file = any(arm == "probe" or (arm in FINETUNE_ARMS and FINETUNE_ARMS[arm][1]) for arm in args.arms)
+        needs_file = any(arm in ("probe", "probe_fit_part") or (arm in FINETUNE_ARMS and FINETUNE_ARMS[arm][1]) for arm in args.arms)
         if needs_file and (not args.pretrained or not Path(args.pretrained).is_file()):
             parser.error(f"--pretrained {args.pretrained}: no such file (a pointdwc checkpoint or export)")
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -163,7 +177,7 @@ def main() -> None:
                         results[key] = probe_run(set_name, arm, seed, args.pretrained)
                     else:
                         results[key] = finetune(set_name, arm, seed, args.pretrained, args.extra, args.out.parent)
-                    if arm == "probe" or (arm in FINETUNE_ARMS and FINETUNE_ARMS[arm][1]):
+                    if arm in ("probe", "probe_fit_part") or (arm in FINETUNE_ARMS and FINETUNE_ARMS[arm][1]):
                         results[key]["pretrained_file"] = args.pretrained
                     tmp = args.out.with_suffix(".tmp")
                     tmp.write_text(json.dumps(results, indent=1, default=str))
