@@ -148,7 +148,7 @@ def test_the_default_is_the_small_set_recipe_and_point_maes_is_named() -> None:
     default = run_finetune([], run=False)
     model, data = default.model, default.datamodule
     assert (model.head_init, model.layer_decay, model.backbone_bn, list(model.head_config.hidden_dims)) == (
-        "probe", 0.65, "frozen", [])
+        "probe", 1.0, "frozen", [])
     assert (default.trainer.max_steps, model.optim_config.warmup_steps, data.num_points) == (250, 20, 1024)
     assert (data.val_fraction, data.val_min_per_class) == (0.2, 3)
     field = run_finetune(["--config", str(folder / "point_mae_recipe.yaml")], run=False)
