@@ -8,11 +8,11 @@ file of the CPU default) and each ``--seeds`` seed, on the real-mesh set
   from the pretrained teacher / from scratch.
 * ``point_mae`` / ``point_mae_scratch``: the same with ``configs/finetune/point_mae_recipe.yaml``
   (the field's recipe, the previous default).
-* ``lpft_freeze40``: the default plus 40 head-only steps first (``freeze_backbone_steps``; the
-  validation can then also choose a checkpoint of the linear-probe phase); ``lpft_lowlr``: the
-  same with a 4x smaller peak learning rate (5e-5).
-* one lever of the default removed at a time, from the pretrained teacher: ``no_probe_init``
-  (random linear head), ``no_layer_decay``, ``points_512``, ``epochs_8`` (8 epochs, warm-up 1
+* ``layer_decay_065`` / ``layer_decay_065_scratch``: the default with layer-wise decay 0.65 (the
+  first version of the recipe); ``lpft_freeze40`` (that plus 40 head-only steps first,
+  ``freeze_backbone_steps``: the validation can then also choose a linear-probe-phase checkpoint),
+  ``lpft_lowlr`` (that with lr 5e-5), ``no_probe_init`` (layer decay 0.65, random linear head).
+* the default with one other lever removed: ``points_512``, ``epochs_8`` (8 epochs, warm-up 1
   epoch, instead of 250 steps), ``val_10pct`` (10 % validation, at least 1 per class).
   BatchNorm handling is no lever here: the CPU default's PoinT-ViT has LayerNorm only.
 * ``probe``: frozen features, linear SVM with C by 5-fold CV on the whole train split, the test
@@ -48,15 +48,17 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.protocol_runs import timed_fit  # noqa: E402
 
 POINT_MAE = str(ROOT / "configs" / "finetune" / "point_mae_recipe.yaml")
+LD = ["--model.layer_decay", "0.65"]
 FINETUNE_ARMS: dict[str, tuple[list[str], bool]] = {
     "recipe": ([], True),
     "recipe_scratch": ([], False),
     "point_mae": (["--config", POINT_MAE], True),
     "point_mae_scratch": (["--config", POINT_MAE], False),
-    "lpft_freeze40": (["--model.freeze_backbone_steps", "40"], True),
-    "lpft_lowlr": (["--model.freeze_backbone_steps", "40", "--model.optim.lr", "5.0e-5"], True),
-    "no_probe_init": (["--model.head_init", "random"], True),
-    "no_layer_decay": (["--model.layer_decay", "1.0"], True),
+    "layer_decay_065": (LD, True),
+    "layer_decay_065_scratch": (LD, False),
+    "lpft_freeze40": ([*LD, "--model.freeze_backbone_steps", "40"], True),
+    "lpft_lowlr": ([*LD, "--model.freeze_backbone_steps", "40", "--model.optim.lr", "5.0e-5"], True),
+    "no_probe_init": ([*LD, "--model.head_init", "random"], True),
     "points_512": (["--data.num_points", "512"], True),
     "epochs_8": (["--trainer.max_steps", "-1", "--trainer.max_epochs", "8", "--model.optim.warmup_steps", "null",
                   "--model.optim.warmup_epochs", "1"], True),
