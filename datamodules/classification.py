@@ -66,6 +66,8 @@ class ClassificationDataModule(pl.LightningDataModule):
         num_points: points per cloud fed to the network.
         val_fraction: share of each class of the train split held out for validation (0: none;
             the last epoch is then the only checkpoint reported).
+        val_min_per_class: validation shapes per class, at least (never more than half a class;
+            :func:`~datamodules.splits.validation_split.stratified_split`).
         split_seed: the draw of the validation split.
         validate_on: ``val`` (the carved split; honest) or ``test`` (the field's protocol:
             the network fits on the whole train split and is validated on the test split).
@@ -81,6 +83,7 @@ class ClassificationDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         num_points: int = 1024,
         val_fraction: float = 0.1,
+        val_min_per_class: int = 1,
         split_seed: int = 0,
         validate_on: ValidateOn = "val",
         augment: AugmentConfig = SCALE_AND_TRANSLATE,
@@ -93,13 +96,14 @@ class ClassificationDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.num_points = num_points
         self.val_fraction = val_fraction
+        self.val_min_per_class = val_min_per_class
         self.split_seed = split_seed
         self.validate_on = validate_on
         self.augment = augment
         self.seed = seed
         self.splits: dict[str, PointCloudSplit] = {}
         self._generator: torch.Generator | None = None
-        stratified_split(np.zeros(0), val_fraction, split_seed)  # a bad fraction fails here, before any data is read
+        stratified_split(np.zeros(0), val_fraction, split_seed, min_per_class=val_min_per_class)  # a bad fraction fails here, before any data is read
 
     # ------------------------------------------------------------------ splits
     def _load(self, split: str) -> PointCloudSplit:
@@ -145,7 +149,9 @@ class ClassificationDataModule(pl.LightningDataModule):
         if stage in ("fit", "validate") and "train" not in self.splits:
             whole = self._train_split()
             if self.carves_validation:
-                fit_idx, val_idx = stratified_split(whole.labels, self.val_fraction, self.split_seed)
+                fit_idx, val_idx = stratified_split(
+                    whole.labels, self.val_fraction, self.split_seed, min_per_class=self.val_min_per_class
+                )
                 self.splits["train"] = _rows(whole, fit_idx, "fit part")
                 self.splits["val"] = _rows(whole, val_idx, f"validation part ({self.val_fraction:.0%})")
             else:
@@ -212,9 +218,14 @@ class ClassificationDataModule(pl.LightningDataModule):
             return "validated on the TEST split (the field's protocol: the selected checkpoint is the best test epoch)"
         if not self.carves_validation:
             return "no validation split (the whole train split is fitted; only the last epoch is reported)"
+        counts = ""
+        if "val" in self.splits:
+            per_class = np.bincount(self.splits["val"].labels, minlength=self.num_classes)
+            counts = f"{len(self.splits['val'])} shapes, {per_class.min()} to {per_class.max()} per class; "
+        minimum = f" (at least {self.val_min_per_class} per class)" if self.val_min_per_class > 1 else ""
         return (
-            f"a stratified {self.val_fraction:.0%} validation split carved from the train split "
-            f"(split seed {self.split_seed}; the network fits on the rest)"
+            f"a stratified {self.val_fraction:.0%} validation split{minimum} carved from the train split "
+            f"({counts}split seed {self.split_seed}; the network fits on the rest)"
         )
 
 

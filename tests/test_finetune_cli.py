@@ -138,6 +138,23 @@ def test_paper_scale_configs_build_point_maes_recipe(configs, epochs, dataset) -
     assert (optim.lr, optim.weight_decay, optim.warmup_epochs) == (5e-4, 0.05, 10)
     assert cli.trainer.max_epochs == epochs and cli.datamodule.batch_size == 32
     assert cli.datamodule.dataset.describe() == dataset and cli.datamodule.num_points in (1024, 2048)
+    model = cli.model  # the field's recipe, not the CPU default's small-set one
+    assert (list(model.head_config.hidden_dims), model.head_init, model.layer_decay) == ([256, 256], "random", 1.0)
+    assert cli.trainer.max_steps == -1 and optim.warmup_steps is None
+
+
+def test_the_default_is_the_small_set_recipe_and_point_maes_is_named() -> None:
+    folder = Path(__file__).parents[1] / "configs" / "finetune"
+    default = run_finetune([], run=False)
+    model, data = default.model, default.datamodule
+    assert (model.head_init, model.layer_decay, model.backbone_bn, list(model.head_config.hidden_dims)) == (
+        "probe", 1.0, "frozen", [])
+    assert (default.trainer.max_steps, model.optim_config.warmup_steps, data.num_points) == (250, 20, 1024)
+    assert (data.val_fraction, data.val_min_per_class) == (0.2, 3)
+    field = run_finetune(["--config", str(folder / "point_mae_recipe.yaml")], run=False)
+    model, data = field.model, field.datamodule
+    assert (model.head_init, model.layer_decay, list(model.head_config.hidden_dims)) == ("random", 1.0, [256, 256])
+    assert (field.trainer.max_steps, field.trainer.max_epochs, data.num_points, data.val_min_per_class) == (-1, 8, 512, 1)
 
 
 def test_seeds_under_ddp_with_two_cpu_processes(tmp_path) -> None:

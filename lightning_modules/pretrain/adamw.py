@@ -31,6 +31,8 @@ class AdamWConfig:
     """Peak learning rate (absolute, whatever the batch size)."""
     min_lr: float = 1e-6
     warmup_epochs: float = 10
+    warmup_steps: int | None = None
+    """Warm-up length in optimizer steps; when set it replaces ``warmup_epochs`` (a schedule sized in steps)."""
     warmup_start_lr: float = 1e-6
     weight_decay: float = 0.05
     """On weights only; biases and norm parameters get none."""
@@ -69,6 +71,9 @@ def run_length(trainer: pl.Trainer) -> tuple[int, int]:
     """``(steps_per_epoch, total_steps)`` of optimizer steps of this fit (honours max_steps, accumulation)."""
     total = trainer.estimated_stepping_batches  # builds the train loader if needed
     batches = trainer.num_training_batches
+    if not math.isfinite(batches) and math.isfinite(total) and trainer.train_dataloader is None:
+        trainer.fit_loop.setup_data()  # a run sized by max_steps alone (max_epochs -1) has not built its loader
+        batches = trainer.num_training_batches
     if not math.isfinite(batches) or not math.isfinite(total):
         raise ValueError("the schedule needs the run's length: use a sized training set and set trainer.max_epochs")
     steps_per_epoch = max(1, math.ceil(batches / trainer.accumulate_grad_batches))
@@ -77,19 +82,30 @@ def run_length(trainer: pl.Trainer) -> tuple[int, int]:
 
 def warmup_cosine(config: AdamWConfig, steps_per_epoch: int, total_steps: int) -> CosineSchedule:
     """The learning rate per optimizer step (warm-up capped at the run's length)."""
-    warmup = min(total_steps, round(config.warmup_epochs * steps_per_epoch))
+    if config.warmup_steps is not None and config.warmup_steps < 0:
+        raise ValueError(f"model.optim.warmup_steps={config.warmup_steps}: must be at least 0")
+    planned = config.warmup_steps if config.warmup_steps is not None else round(config.warmup_epochs * steps_per_epoch)
+    warmup = min(total_steps, planned)
     return CosineSchedule(config.lr, config.min_lr, total_steps, warmup, config.warmup_start_lr)
 
 
 def configure_adamw(
-    named_parameters: Iterable[tuple[str, nn.Parameter]], config: AdamWConfig, trainer: pl.Trainer
+    named_parameters: Iterable[tuple[str, nn.Parameter]],
+    config: AdamWConfig,
+    trainer: pl.Trainer,
+    groups: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """AdamW over :func:`param_groups` and a per-step LambdaLR following :func:`warmup_cosine`.
+    """AdamW over :func:`param_groups` (or the given ``groups``) and a per-step LambdaLR following :func:`warmup_cosine`.
 
+    A group with an ``lr_scale`` (layer-wise decay) follows the schedule times that scale.
     Returns the dict ``configure_optimizers`` returns (Lightning steps the schedule after each
     optimizer step and checkpoints its position).
     """
-    optimizer = torch.optim.AdamW(param_groups(named_parameters, config.weight_decay), lr=config.lr, betas=config.betas)
+    if groups is None:
+        groups = param_groups(named_parameters, config.weight_decay)
+    for group in groups:
+        group["lr"] = config.lr * group.get("lr_scale", 1.0)
+    optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=config.betas)
     schedule = warmup_cosine(config, *run_length(trainer))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: schedule(step) / config.lr)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
