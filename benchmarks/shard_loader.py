@@ -13,7 +13,7 @@ then, for each worker count of ``--workers`` (default 0 2 8):
 Host side only (no crops, no device): the number a GPU's loader needs is the samples/s of the
 step, e.g. >= 4,000/s; the smallest worker count whose shard rate reaches it is printed.
 
-Memory (``--memory``, on by default): peak resident memory (``ru_maxrss``) of a child process
+Memory (``--memory``, on by default): peak resident memory (``VmHWM``, Linux) of a child process
 running a real ``fit`` (tiny PoinT-ViT, ``--fit-steps`` steps, 0 loader workers, so the figure
 is one process) over the corpus and over the corpus duplicated 10 times, once through the
 in-memory path and once through shards. Streaming should not grow with the corpus.
@@ -101,7 +101,7 @@ def host_rate(data: PointCloudDataModule, batches: int) -> float:
 def fit_peak_rss(root: str, steps: int, batch_size: int) -> float:
     """Peak resident MB of a child process running ``steps`` steps of a tiny fit on ``--data.root root``."""
     code = f"""
-import resource, sys
+import sys
 sys.path.insert(0, {str(ROOT)!r})
 import pytorch_lightning as pl
 from datamodules import PointCloudDataModule
@@ -109,7 +109,9 @@ from tests.helpers import tiny_module, tiny_data
 data = tiny_data({root!r}, batch_size={batch_size})
 pl.Trainer(accelerator="cpu", max_steps={steps}, logger=False, enable_checkpointing=False,
            enable_progress_bar=False, enable_model_summary=False).fit(tiny_module(), data)
-print("PEAK_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+# VmHWM: the peak of this process's own memory since exec (ru_maxrss would also count the pages of
+# the parent it was forked from, which Linux carries across exec)
+print("PEAK_KB", [line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM")][0])
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     lines = [line for line in out.stdout.splitlines() if line.startswith("PEAK_KB")]
