@@ -113,3 +113,14 @@ def test_gpu_presets_write_at_most_one_checkpoint_per_ten_minutes(overlays, tmp_
     assert cli.datamodule.batch_size == cli.model.batch_size == expected_batch
     # DINO's first epoch of ShapeNet55 (41,952 clouds) frozen, whatever the batch
     assert cli.model.optim_config.freeze_last_layer_steps == math.ceil(41952 / expected_batch)
+
+
+def test_saving_after_validation_follows_the_same_cadence(tiny_modelnet, tmp_path) -> None:
+    """``save_on_train_epoch_end=False`` with a validation loop: saves at the validation ending each due epoch."""
+    folder = tmp_path / "ckpt"
+    data = tiny_data(tiny_modelnet)
+    data.val_fraction = 0.25
+    callback = CheckpointCadence(dirpath=folder, filename="e{epoch}", auto_insert_metric_name=False, save_top_k=-1,
+                                 save_on_train_epoch_end=False, every_n_epochs=2)
+    fit_seeded(tmp_path, data, [callback], max_epochs=3, enable_checkpointing=True)
+    assert saved_epochs(folder) == [1, 2]
