@@ -30,6 +30,7 @@ from datamodules.dataset import PointCloudSet, PointCloudSplit
 from datamodules.detect import resolve_dataset
 from datamodules.errors import DataError
 from datamodules.pointcloud import CloudDataset, collate_batch
+from datamodules.splits.kfold import AUTO_MAX_SHAPES, resolve_folds, stratified_folds
 from datamodules.splits.validation_split import stratified_split
 
 SCALE_AND_TRANSLATE = AugmentConfig(scale=(2 / 3, 3 / 2), rotate_up=False, translate=0.2, jitter_sigma=0.0)
@@ -68,7 +69,14 @@ class ClassificationDataModule(pl.LightningDataModule):
             the last epoch is then the only checkpoint reported).
         val_min_per_class: validation shapes per class, at least (never more than half a class;
             :func:`~datamodules.splits.validation_split.stratified_split`).
-        split_seed: the draw of the validation split.
+        split_seed: the draw of the validation split (and of the folds).
+        folds: cross-validated selection (:mod:`datamodules.splits.kfold`): ``k >= 2`` stratified folds
+            of the train split, each validating one run that fits on the others; the protocol then
+            picks the optimizer step of the best mean validation accuracy and refits on the whole
+            train split (:mod:`lightning_modules.commands.fold_selection`). ``0``: the single
+            ``val_fraction`` split. ``auto``: 4 folds for a train split under 1,000 shapes, else 0.
+        fold_every_n_steps: under ``folds``, validation (and the candidate checkpoints) every this many
+            optimizer steps, the same steps in every fold run and in the refit.
         validate_on: ``val`` (the carved split; honest) or ``test`` (the field's protocol:
             the network fits on the whole train split and is validated on the test split).
         augment: training augmentation (default: scale-and-translate).
@@ -88,6 +96,8 @@ class ClassificationDataModule(pl.LightningDataModule):
         validate_on: ValidateOn = "val",
         augment: AugmentConfig = SCALE_AND_TRANSLATE,
         seed: int = 0,
+        folds: int | Literal["auto"] = 0,
+        fold_every_n_steps: int = 25,
     ) -> None:
         super().__init__()
         check_supervised_settings(validate_on, batch_size)
@@ -101,6 +111,13 @@ class ClassificationDataModule(pl.LightningDataModule):
         self.validate_on = validate_on
         self.augment = augment
         self.seed = seed
+        self.folds = folds
+        self.fold_every_n_steps = fold_every_n_steps
+        self.fold: int | None = None
+        """Under ``folds``: the fold this run validates on (set by the protocol), or None for the refit on everything."""
+        resolve_folds(folds, 0)  # a bad value fails here, before any data is read
+        if fold_every_n_steps < 1:
+            raise DataError(f"data.fold_every_n_steps={fold_every_n_steps}: must be at least 1")
         self.splits: dict[str, PointCloudSplit] = {}
         self._generator: torch.Generator | None = None
         stratified_split(np.zeros(0), val_fraction, split_seed, min_per_class=val_min_per_class)  # a bad fraction fails here, before any data is read
@@ -131,8 +148,32 @@ class ClassificationDataModule(pl.LightningDataModule):
         return len(self.class_names)
 
     @property
+    def num_folds(self) -> int:
+        """Folds of cross-validated selection (``data.folds`` resolved on the train split's size); 0: none."""
+        if self.validate_on != "val" or self.folds == 0:
+            return 0
+        return resolve_folds(self.folds, len(self._train_split()))
+
+    def fold_assignment(self) -> np.ndarray:
+        """The fold of each train shape (:func:`~datamodules.splits.kfold.stratified_folds`)."""
+        return stratified_folds(self._train_split().labels, self.num_folds, self.split_seed)
+
+    def for_fold(self, fold: int | None) -> ClassificationDataModule:
+        """A copy of this data module for one fold's run (``fold``) or the refit on everything (None)."""
+        if not 0 <= (fold if fold is not None else 0) < max(self.num_folds, 1):
+            raise DataError(f"fold {fold}: the train split has {self.num_folds} folds")
+        copy = ClassificationDataModule.__new__(ClassificationDataModule)
+        copy.__dict__.update(self.__dict__)
+        copy.splits = {"all_train": self.splits["all_train"]} if "all_train" in self.splits else {}
+        copy._generator = None
+        copy.fold = fold
+        return copy
+
+    @property
     def carves_validation(self) -> bool:
-        """Whether a validation split is carved from the train split."""
+        """Whether a validation split is carved from the train split (a fold's, under cross-validation)."""
+        if self.num_folds:
+            return self.fold is not None
         return self.validate_on == "val" and self.val_fraction > 0
 
     @property
@@ -148,7 +189,11 @@ class ClassificationDataModule(pl.LightningDataModule):
         """``fit``: train (and the carved validation split); ``test``: the test split; nothing else."""
         if stage in ("fit", "validate") and "train" not in self.splits:
             whole = self._train_split()
-            if self.carves_validation:
+            if self.num_folds and self.fold is not None:
+                in_fold = self.fold_assignment() == self.fold
+                self.splits["train"] = _rows(whole, np.flatnonzero(~in_fold), f"fit part (all but fold {self.fold})")
+                self.splits["val"] = _rows(whole, np.flatnonzero(in_fold), f"fold {self.fold} of {self.num_folds}")
+            elif self.carves_validation:
                 fit_idx, val_idx = stratified_split(
                     whole.labels, self.val_fraction, self.split_seed, min_per_class=self.val_min_per_class
                 )
@@ -216,6 +261,8 @@ class ClassificationDataModule(pl.LightningDataModule):
         """How checkpoints can be selected with this data (for the protocol line)."""
         if self.validate_on == "test":
             return "validated on the TEST split (the field's protocol: the selected checkpoint is the best test epoch)"
+        if self.num_folds:
+            return self.describe_folds()
         if not self.carves_validation:
             return "no validation split (the whole train split is fitted; only the last epoch is reported)"
         counts = ""
@@ -226,6 +273,19 @@ class ClassificationDataModule(pl.LightningDataModule):
         return (
             f"a stratified {self.val_fraction:.0%} validation split{minimum} carved from the train split "
             f"({counts}split seed {self.split_seed}; the network fits on the rest)"
+        )
+
+
+    def describe_folds(self) -> str:
+        """Cross-validated selection, with the folds' sizes and why it was chosen (for the protocol line)."""
+        sizes = np.bincount(self.fold_assignment(), minlength=self.num_folds)
+        why = (f"data.folds auto: the train split has {len(self._train_split())} shapes, fewer than "
+               f"{AUTO_MAX_SHAPES:,}" if self.folds == "auto" else f"data.folds {self.folds}")
+        return (
+            f"stratified {self.num_folds}-fold cross-validation on the train split ({why}; folds of "
+            f"{sizes.min()} to {sizes.max()} shapes, split seed {self.split_seed}): one run per fold validated "
+            f"every {self.fold_every_n_steps} steps, the step of the best mean over the folds chosen, then the "
+            f"network refit on the whole train split and its weights at that step kept"
         )
 
 

@@ -36,6 +36,7 @@ from backbones.pretrained import PretrainedError
 from datamodules.errors import DataError
 from lightning_modules.commands.cli import PointDWCCLI, SaveAndLogConfig, add_run_name_argument
 from lightning_modules.dist import print_rank_zero
+from lightning_modules.commands.fold_selection import FoldSelection, SaveAtStep, run_folds
 from lightning_modules.downstream.supervised import VALIDATION_KEY
 from lightning_modules.evaluation.protocol import (
     ProtocolSpec,
@@ -167,16 +168,46 @@ class ProtocolCLI(PointDWCCLI):
                 self.before_instantiate_classes()
                 self.instantiate_classes()
                 self.after_instantiate_classes()
+            self._folds = self._select_by_folds()
             super()._run_subcommand("fit")  # ends its W&B run: the next seed gets its own
         self._report(seeds)
 
     # ------------------------------------------------------------------ the protocol
+    _folds: FoldSelection | None = None
+    """This seed's cross-validated choice (``data.folds``), or None: the trainer's ModelCheckpoint selects."""
+
+    def _select_by_folds(self) -> FoldSelection | None:
+        """Under ``data.folds``: the fold runs, then a :class:`SaveAtStep` at their step on the refit's trainer."""
+        datamodule = self.datamodule
+        if not hasattr(datamodule, "num_folds"):
+            return None
+        datamodule.prepare_data()
+        if not datamodule.num_folds:
+            return None
+        if self.trainer.world_size > 1:
+            raise DataError("data.folds: cross-validated selection runs on one device (a small set); "
+                            "set data.folds 0 for a DDP run")
+        if self._sub().get("ckpt_path"):
+            raise RunFolderError("--ckpt_path resumes one run; cross-validated selection (data.folds) runs "
+                                 "a fit per fold and a refit: start it afresh, or set data.folds 0")
+        root = self.run_folder.path if self.run_folder is not None else Path(self.trainer.default_root_dir)
+        folds = run_folds(self.model, datamodule, self._sub().trainer.as_dict(), self.spec.select_metric,
+                          self.spec.mode, int(self._sub().seed_everything), root / "folds")
+        self.trainer.callbacks.append(SaveAtStep(folds.step, root / "checkpoints" / f"selected-step{folds.step}.ckpt"))
+        return folds
+
     def after_fit(self) -> None:
         """The test split once for the selected and once for the last checkpoint; this run's results file."""
         start = getattr(self, "_fit_start", None)
         seed = int(self._sub().seed_everything)
-        result = evaluate_after_fit(self.trainer, self.model, self.datamodule, self.spec, seed)
+        folds = self._folds
+        saved = next((c for c in self.trainer.callbacks if isinstance(c, SaveAtStep) and c.saved), None)
+        selected = (str(saved.path), folds.score) if folds is not None and saved is not None else None
+        result = evaluate_after_fit(self.trainer, self.model, self.datamodule, self.spec, seed, selected=selected)
         result.fit_seconds = (time.perf_counter() - start) if start is not None else float("nan")
+        if folds is not None:
+            result.fit_seconds += folds.seconds
+            result.extra["folds"] = folds.as_dict()
         result.run_folder = str(self.run_folder.path) if self.run_folder is not None else None
         self.results.append(result)
         if self.run_folder is not None and self.trainer.is_global_zero:

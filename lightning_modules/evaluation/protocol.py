@@ -105,21 +105,24 @@ def _checkpoint_epoch(path: str) -> int | None:
 
 
 def evaluate_after_fit(
-    trainer: pl.Trainer, model: pl.LightningModule, datamodule: pl.LightningDataModule, spec: ProtocolSpec, seed: int
+    trainer: pl.Trainer, model: pl.LightningModule, datamodule: pl.LightningDataModule, spec: ProtocolSpec, seed: int,
+    selected: tuple[str, float] | None = None,
 ) -> RunResult:
     """The test split, once with the last weights and once with the selected checkpoint (if one was selected).
 
+    The selected checkpoint is the trainer's ``ModelCheckpoint`` on ``spec.select_metric``, or
+    ``selected`` = (path, its selection score) when the choice was made elsewhere (cross-validation).
     Call right after ``trainer.fit``; the model holds the selected weights afterwards.
     """
     last_epoch = trainer.current_epoch - 1 if trainer.current_epoch > 0 else 0
     last = CheckpointScores("last", None, last_epoch, _scores(trainer.test(model, datamodule=datamodule, verbose=False), spec))
     result = RunResult(seed, last)
     chosen = selection_callback(trainer, spec)
-    if chosen is not None and chosen.best_model_path and Path(chosen.best_model_path).is_file():
-        path = chosen.best_model_path
+    path, score = selected if selected is not None else (
+        (chosen.best_model_path, chosen.best_model_score) if chosen is not None else (None, None))
+    if path and Path(path).is_file():
         metrics = _scores(trainer.test(model, datamodule=datamodule, ckpt_path=path, verbose=False), spec)
         result.selected = CheckpointScores("selected", path, _checkpoint_epoch(path), metrics)
-        score = chosen.best_model_score
         result.selection_score = float(score) if score is not None else None
     for logger in trainer.loggers:
         flat = {f"final/last/{k}": v for k, v in last.metrics.items()}
