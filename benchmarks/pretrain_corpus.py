@@ -17,19 +17,23 @@ own units (PointFolder centres and scales it), seeded by the file's relative pat
 fewer than 8 triangles are skipped with the reason. Near-duplicates (KiCad's parametric
 variants) are dropped within each library, in sorted order: a model is kept unless its
 cloud, centred and scaled into the unit sphere, is as close to a model kept before it as a
-second sample of the same surface would be. Closeness is the symmetric mean nearest-neighbour
-distance, and "as close" means below :data:`DUPLICATE_RATIO` times the larger of the two
-models' sampling noise (the distance between a model's cloud and a second, differently
-seeded cloud of it): at 2048 points that noise (0.013-0.032 in the unit sphere) is as large
-as the differences between variants, so a fixed distance cannot tell them apart. Only models
-whose normalised bounding boxes agree within :data:`EXTENT_TOLERANCE` are compared.
+second sample of the same surface would be (:mod:`benchmarks.cloud_dedup`).
+
+With kicad-packages3d 6.0.10-1: 6,227 files, 3 skipped (scene graph nodes),
+2,749 near-duplicates dropped (94 of them byte copies), 3,475 clouds kept in 90 libraries;
+the largest library keeps 224 (Capacitor_THT, 6 % of the corpus), the median 19. No single
+library dominates, so ``--max-per-library`` is off by default; the eight pin header and socket
+libraries together keep 1,007 (29 %), which ``--max-per-library 100`` would cut to 761
+(2,998 clouds in all).
 
 ``<root>`` defaults to ``$POINTDWC_CACHE/pretrain_corpora``. Each corpus appears atomically
 and a second run leaves it alone (``--force`` rebuilds all three).
 
 Usage:
     python benchmarks/pretrain_corpus.py --workers 2       # build once, print the table and commands
-    pointdwc fit --data.root ~/.cache/pointdwc/pretrain_corpora/kicad
+    pointdwc fit --data.root ~/.cache/pointdwc/pretrain_corpora/kicad   # 20 % of each library held out
+    pointdwc fit --data.dataset datamodules.PointFolder \
+        --data.dataset.root ~/.cache/pointdwc/pretrain_corpora/kicad --data.dataset.test_fraction 0.001
 """
 
 from __future__ import annotations
@@ -44,22 +48,21 @@ import sys
 import time
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rich.progress import track
-from scipy.spatial import cKDTree
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.cloud_dedup import DUPLICATE_RATIO, EXTENT_TOLERANCE, Deduplicator, sampling_noise
 from benchmarks.vrml import parse_vrml, sample_surface, triangle_areas
 from datamodules.cache import atomic_directory, default_cache_dir
-from datamodules.dataset import normalize_unit_sphere
 from datamodules.errors import DataError
 from datamodules.formats.point_files import subsample_seed
 
@@ -73,17 +76,9 @@ NUM_POINTS = 2048
 SEED = 0
 MIN_FACES = 8
 """Fewer triangles than this is not a shape."""
-DUPLICATE_RATIO = 1.2
-"""Two models are one when their unit-sphere clouds are closer than this times their sampling noise.
-
-Measured: two independent samples of one surface (a cube and three KiCad models, 15 draws
-each) give ratios of 0.77-1.13, so 1.2 catches copies, rescaled copies and remeshed copies.
-Among the first 60 models of five libraries the pairs below 1.2 are variants that 2048 points
-cannot tell apart: DFN-8 / DFN-10 3x3mm, CP_Axial of several sizes, 1x12 / 1x13 SMD pin
-headers, R_Array 2x0402 / 2x0603; 18 to 41 of each 59 would be dropped."""
-EXTENT_TOLERANCE = 0.05
-"""Only clouds whose unit-sphere bounding boxes differ by less than this along every axis are compared."""
 CORPORA = ("kicad", "synthetic", "mixed")
+COUNTS = ("files", "skipped", "duplicates", "capped", "kept")
+"""What happened to the KiCad files, per library and in total: every file is one of the last four."""
 
 
 @dataclass
@@ -111,7 +106,8 @@ class Sampled:
 
 def list_models(models_dir: Path) -> list[str]:
     """Sorted relative paths of every ``<Library>.3dshapes/*.wrl`` file."""
-    return sorted(p.relative_to(models_dir).as_posix() for p in models_dir.glob(f"*{LIBRARY_SUFFIX}/*.wrl") if p.is_file())
+    paths = models_dir.glob(f"*{LIBRARY_SUFFIX}/*.wrl")
+    return sorted(p.relative_to(models_dir).as_posix() for p in paths if p.is_file())
 
 
 def mesh_problem(vertices: np.ndarray, faces: np.ndarray) -> str | None:
@@ -143,8 +139,7 @@ def sample_model(models_dir: Path, rel: str, num_points: int = NUM_POINTS, seed:
         return Sampled(rel, triangles=len(faces), sha256=digest, reason=problem)
     cloud = sample_surface(vertices, faces, num_points, np.random.default_rng(subsample_seed(rel, seed)))
     second = sample_surface(vertices, faces, num_points, np.random.default_rng(subsample_seed(rel, seed + 1)))
-    noise = cloud_distance(normalize_unit_sphere(cloud), normalize_unit_sphere(second))
-    return Sampled(rel, cloud.astype(np.float32), len(faces), digest, noise)
+    return Sampled(rel, cloud.astype(np.float32), len(faces), digest, sampling_noise(cloud, second))
 
 
 def _sample_star(args: tuple[Path, str]) -> Sampled:
@@ -160,41 +155,6 @@ def sample_all(models_dir: Path, rels: list[str], workers: int = 1, progress: bo
     with Pool(workers) as pool:
         results = pool.imap(_sample_star, jobs, chunksize=8)
         yield from track(results, total=len(jobs), description="kicad", disable=not progress)
-
-
-def cloud_distance(a: np.ndarray, b: np.ndarray, tree_a: cKDTree | None = None, tree_b: cKDTree | None = None) -> float:
-    """Symmetric mean nearest-neighbour distance between two clouds (the mean of both directions)."""
-    tree_a = tree_a if tree_a is not None else cKDTree(a)
-    tree_b = tree_b if tree_b is not None else cKDTree(b)
-    return 0.5 * float(tree_b.query(a)[0].mean() + tree_a.query(b)[0].mean())
-
-
-@dataclass
-class Deduplicator:
-    """Keeps the first of each group of near-identical clouds, within one library at a time."""
-
-    ratio: float = DUPLICATE_RATIO
-    kept: dict[str, list[tuple[Sampled, np.ndarray, np.ndarray, cKDTree]]] = field(default_factory=dict)
-    """Library -> (model, unit cloud, extents, tree) of the models kept so far."""
-
-    def match(self, item: Sampled) -> tuple[str, float] | None:
-        """The kept model ``item`` duplicates and their distance over the noise, or None (then ``item`` is kept)."""
-        assert item.cloud is not None
-        unit = normalize_unit_sphere(item.cloud.astype(np.float64))
-        extents = np.ptp(unit, axis=0)
-        tree: cKDTree | None = None
-        kept = self.kept.setdefault(item.library, [])
-        for other, other_unit, other_extents, other_tree in kept:
-            if other.sha256 == item.sha256:
-                return other.rel, 0.0
-            if np.abs(extents - other_extents).max() >= EXTENT_TOLERANCE:
-                continue
-            tree = tree if tree is not None else cKDTree(unit)
-            ratio = cloud_distance(unit, other_unit, tree, other_tree) / max(item.noise, other.noise, 1e-12)
-            if ratio < self.ratio:
-                return other.rel, ratio
-        kept.append((item, unit, extents, tree if tree is not None else cKDTree(unit)))
-        return None
 
 
 def cap_library(names: list[str], cap: int | None, library: str) -> list[str]:
@@ -217,7 +177,7 @@ def write_kicad(folder: Path, models_dir: Path, workers: int, max_per_library: i
         if item.reason is not None:
             skipped[item.rel] = item.reason
             continue
-        first = dedup.match(item)
+        first = dedup.match(item.library, item.rel, item.sha256, item.cloud, item.noise)
         if first is not None:
             duplicates[item.rel] = {"kept": first[0], "distance_over_noise": round(first[1], 4)}
             continue
@@ -233,7 +193,7 @@ def write_kicad(folder: Path, models_dir: Path, workers: int, max_per_library: i
                 files[item.out_rel] = {"source": item.rel, "triangles": item.triangles, "sha256": item.sha256}
     for rel in rels:
         lib = Sampled(rel).library
-        counts = per_library.setdefault(lib, {"files": 0, "skipped": 0, "duplicates": 0, "capped": 0, "kept": 0})
+        counts = per_library.setdefault(lib, dict.fromkeys(COUNTS, 0))
         counts["files"] += 1
         counts["skipped"] += rel in skipped
         counts["duplicates"] += rel in duplicates
@@ -241,7 +201,7 @@ def write_kicad(folder: Path, models_dir: Path, workers: int, max_per_library: i
         per_library[out_rel.split("/")[0]]["kept"] += 1
     for counts in per_library.values():
         counts["capped"] = counts["files"] - counts["skipped"] - counts["duplicates"] - counts["kept"]
-    totals = {key: sum(c[key] for c in per_library.values()) for key in ("files", "skipped", "duplicates", "capped", "kept")}
+    totals = {key: sum(c[key] for c in per_library.values()) for key in COUNTS}
     return {
         "corpus": "kicad", "package": PACKAGE, "package_version": package_version(), "models_dir": str(models_dir),
         "layout_version": LAYOUT_VERSION, "num_points": NUM_POINTS, "seed": SEED, "min_faces": MIN_FACES,
@@ -346,7 +306,8 @@ def build(root: Path | None = None, force: bool = False, workers: int = 1, max_p
         tmp, models_dir, workers, max_per_library, progress=progress), force, verbose)
     if verbose and built:
         print(f"built {kicad} in {time.perf_counter() - start:.1f} s")
-    synthetic, _ = build_corpus(root / "synthetic", "synthetic", lambda tmp: write_synthetic(tmp, progress), force, verbose)
+    synthetic, _ = build_corpus(root / "synthetic", "synthetic", lambda tmp: write_synthetic(tmp, progress),
+                                force, verbose)
     mixed, _ = build_corpus(root / "mixed", "mixed", lambda tmp: write_mixed(
         tmp, {"kicad": kicad, "synthetic": synthetic}), force, verbose)
     if verbose:
@@ -355,10 +316,17 @@ def build(root: Path | None = None, force: bool = False, workers: int = 1, max_p
     return {"kicad": kicad, "synthetic": synthetic, "mixed": mixed}
 
 
-def fit_command(folder: Path) -> str:
-    """The command pretraining on ``folder``: every file but one per class folder in the train split."""
-    return (f"pointdwc fit --data.dataset datamodules.PointFolder --data.dataset.root {folder} "
-            "--data.dataset.test_fraction 0.001")
+def fit_commands(folder: Path) -> list[str]:
+    """Commands pretraining on ``folder``: the detected layout, and with (nearly) every file in training.
+
+    ``--data.root`` reads the folder as a :class:`datamodules.PointFolder` with its defaults, which
+    hold a seeded 20 % of each class folder out as the test split. Its ``test_fraction`` must lie
+    strictly between 0 and 1 and a class of two or more files always gives one, so 0.001 is the
+    closest to "all": one file per class folder (a few per folder in ``mixed``) stays out.
+    """
+    return [f"pointdwc fit --data.root {folder}",
+            f"pointdwc fit --data.dataset datamodules.PointFolder --data.dataset.root {folder} "
+            "--data.dataset.test_fraction 0.001"]
 
 
 def print_summary(folders: dict[str, Path], top: int = 10) -> None:
@@ -367,7 +335,7 @@ def print_summary(folders: dict[str, Path], top: int = 10) -> None:
     kicad = manifests.get("kicad", {})
     counts = kicad.get("counts", {})
     if counts:
-        print("kicad: " + ", ".join(f"{key} {counts[key]}" for key in ("files", "skipped", "duplicates", "capped", "kept")))
+        print("kicad: " + ", ".join(f"{key} {counts[key]}" for key in COUNTS))
         reasons: dict[str, int] = {}
         for why in kicad.get("skipped", {}).values():
             key = why.split(":")[0] if why.startswith(("scene graph", "empty", "degenerate")) else why
@@ -384,7 +352,8 @@ def print_summary(folders: dict[str, Path], top: int = 10) -> None:
         classes = sum(1 for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else 0
         print(f"{name:<10} {classes:>7} {kept:>7}  {folder}")
     for name, folder in folders.items():
-        print(f"# pretrain on {name}:\n{fit_command(folder)}")
+        short, full = fit_commands(folder)
+        print(f"# pretrain on {name} (80 % of each class folder; then all but ~1 per folder):\n{short}\n{full}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from benchmarks import pretrain_corpus as pc
+from benchmarks.cloud_dedup import Deduplicator, cloud_distance
 from benchmarks.vrml import fan_triangles, parse_vrml, triangle_areas
 from datamodules.errors import DataError
 
@@ -86,8 +87,9 @@ def test_sampled_points_lie_on_the_cube(tmp_path: Path) -> None:
     largest = np.abs(item.cloud).max(axis=1)
     assert np.allclose(largest, 0.5, atol=1e-6)  # on a face: one coordinate is +-0.5
     assert (np.abs(item.cloud) <= 0.5 + 1e-6).all()  # and none outside
-    faces = np.argmax(np.abs(item.cloud), axis=1) * 2 + (item.cloud[np.arange(2048), np.argmax(np.abs(item.cloud), axis=1)] > 0)
-    assert np.bincount(faces, minlength=6).min() > 2048 / 6 * 0.7  # six faces of equal area, drawn evenly
+    axis = np.argmax(np.abs(item.cloud), axis=1)
+    face = 2 * axis + (item.cloud[np.arange(2048), axis] > 0)  # which of the six faces
+    assert np.bincount(face, minlength=6).min() > 2048 / 6 * 0.7  # six faces of equal area, drawn evenly
 
 
 def test_sampling_is_deterministic_and_seeded_by_path(tmp_path: Path) -> None:
@@ -131,7 +133,8 @@ def test_duplicates_dropped_within_a_library(tmp_path: Path) -> None:
     models = library(tmp_path)
     manifest = pc.write_kicad(tmp_path / "out", models, workers=1, max_per_library=None, progress=False)
     assert sorted(manifest["files"]) == ["Lib/a_cube.npy", "Lib/d_box.npy", "Other/cube.npy"]
-    assert manifest["duplicates"]["Lib.3dshapes/b_copy.wrl"] == {"kept": "Lib.3dshapes/a_cube.wrl", "distance_over_noise": 0.0}
+    copy = manifest["duplicates"]["Lib.3dshapes/b_copy.wrl"]
+    assert copy == {"kept": "Lib.3dshapes/a_cube.wrl", "distance_over_noise": 0.0}  # same bytes
     assert manifest["duplicates"]["Lib.3dshapes/c_scaled.wrl"]["kept"] == "Lib.3dshapes/a_cube.wrl"
     assert list(manifest["skipped"]) == ["Lib.3dshapes/e_broken.wrl"]
     assert manifest["counts"] == {"files": 6, "skipped": 1, "duplicates": 2, "capped": 0, "kept": 3}
@@ -153,7 +156,8 @@ def test_build_is_atomic_and_not_repeated(tmp_path: Path, monkeypatch: pytest.Mo
     folders = pc.build(tmp_path / "corpora", models_dir=models, progress=False, verbose=False)
     assert sorted(p.name for p in (tmp_path / "corpora").iterdir()) == ["kicad", "mixed", "synthetic"]  # no temporaries
     mixed = folders["mixed"]
-    assert (mixed / "kicad" / "Lib" / "a_cube.npy").stat().st_ino == (folders["kicad"] / "Lib" / "a_cube.npy").stat().st_ino
+    linked = (mixed / "kicad" / "Lib" / "a_cube.npy").stat()
+    assert linked.st_ino == (folders["kicad"] / "Lib" / "a_cube.npy").stat().st_ino and linked.st_nlink == 2
     assert (mixed / "synthetic" / "cup" / "00000.npy").is_file()
     manifest = json.loads((mixed / "manifest.json").read_text())
     assert manifest["counts"] == {"kept": 4, "kicad": 3, "synthetic": 1}
@@ -192,3 +196,39 @@ def _fake_synthetic(folder: Path) -> dict:
     (folder / "cup").mkdir()
     np.save(folder / "cup" / "00000.npy", np.zeros((2048, 3), dtype=np.float32))
     return {"corpus": "synthetic", "counts": {"kept": 1}}
+
+
+def test_cloud_distance_by_hand() -> None:
+    # one point each, 5 apart (3-4-5): both directions give 5
+    assert cloud_distance(np.zeros((1, 3)), np.array([[3.0, 4.0, 0.0]])) == pytest.approx(5.0)
+    # a -> b: 0 and 1 (mean 0.5); b -> a: 0 (mean 0); symmetric mean 0.25
+    a = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    assert cloud_distance(a, a[:1]) == pytest.approx(0.25)
+
+
+def test_deduplicator_groups_and_digests() -> None:
+    rng = np.random.default_rng(0)
+    cloud = rng.normal(size=(256, 3))
+    dedup = Deduplicator()
+    assert dedup.match("A", "first", "d1", cloud, noise=0.1) is None
+    assert dedup.match("B", "other library", "d1", cloud, noise=0.1) is None  # libraries are separate
+    assert dedup.match("A", "same bytes", "d1", cloud + 5.0, noise=0.1) == ("first", 0.0)
+    shifted = dedup.match("A", "scaled copy", "d2", 2.0 * cloud + 1.0, noise=0.1)
+    assert shifted is not None and shifted[0] == "first" and shifted[1] < 1e-6  # the same unit-sphere cloud
+    flat = cloud * np.array([1.0, 1.0, 0.01])  # another bounding box: never compared, kept
+    assert dedup.match("A", "flat", "d3", flat, noise=10.0) is None
+
+
+def test_point_folder_reads_the_corpus(tmp_path: Path) -> None:
+    from datamodules import PointFolder
+
+    pc.write_kicad(tmp_path / "out", library(tmp_path), workers=1, max_per_library=None, progress=False)
+    (tmp_path / "out" / "manifest.json").write_text("{}")  # beside the clouds, as build writes it
+    data = PointFolder(str(tmp_path / "out"), test_fraction=0.001)
+    assert data.class_names() == ["Lib", "Other"]
+    items = data.items("train") + data.items("test")
+    names = sorted(p.relative_to(tmp_path / "out").as_posix() for p, _ in items)
+    assert names == ["Lib/a_cube.npy", "Lib/d_box.npy", "Other/cube.npy"]
+    assert len(data.items("test")) == 1  # Lib's two files: one held out even at 0.001; Other's single file trains
+    cloud = data.read_item(tmp_path / "out" / "Other" / "cube.npy")  # centred, farthest point at radius 1
+    assert cloud.shape == (2048, 3) and np.linalg.norm(cloud, axis=1).max() == pytest.approx(1.0, abs=1e-6)
