@@ -76,7 +76,6 @@ NUM_POINTS = 2048
 SEED = 0
 MIN_FACES = 8
 """Fewer triangles than this is not a shape."""
-CORPORA = ("kicad", "synthetic", "mixed")
 COUNTS = ("files", "skipped", "duplicates", "capped", "kept")
 """What happened to the KiCad files, per library and in total: every file is one of the last four."""
 
@@ -96,6 +95,7 @@ class Sampled:
 
     @property
     def library(self) -> str:
+        """The KiCad library: the folder name without ``.3dshapes``."""
         return self.rel.split("/")[0].removesuffix(LIBRARY_SUFFIX)
 
     @property
@@ -143,6 +143,7 @@ def sample_model(models_dir: Path, rel: str, num_points: int = NUM_POINTS, seed:
 
 
 def _sample_star(args: tuple[Path, str]) -> Sampled:
+    """:func:`sample_model` of one (models folder, relative path) job, for ``Pool.imap``."""
     return sample_model(*args)
 
 

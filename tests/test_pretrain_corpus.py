@@ -232,3 +232,12 @@ def test_point_folder_reads_the_corpus(tmp_path: Path) -> None:
     assert len(data.items("test")) == 1  # Lib's two files: one held out even at 0.001; Other's single file trains
     cloud = data.read_item(tmp_path / "out" / "Other" / "cube.npy")  # centred, farthest point at radius 1
     assert cloud.shape == (2048, 3) and np.linalg.norm(cloud, axis=1).max() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_workers_give_the_same_corpus(tmp_path: Path) -> None:
+    models = library(tmp_path)
+    one = pc.write_kicad(tmp_path / "one", models, workers=1, max_per_library=None, progress=False)
+    two = pc.write_kicad(tmp_path / "two", models, workers=2, max_per_library=None, progress=False)
+    assert one["files"] == two["files"] and one["duplicates"] == two["duplicates"]
+    for rel in one["files"]:
+        assert np.array_equal(np.load(tmp_path / "one" / rel), np.load(tmp_path / "two" / rel))
