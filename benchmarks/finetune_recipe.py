@@ -22,6 +22,9 @@ file of the CPU default) and each ``--seeds`` seed, on the real-mesh set
   ``probe_fit_part``: the pretrained teacher's SVM fitted only on the shapes fine-tuning fits on
   (the train split less the default's validation split), the probe under fine-tuning's data budget.
 
+``probe`` and ``probe_fit_part`` do not depend on the seed: they run for the first seed and the
+other seeds reuse that result (marked ``reused_from_another_seed``).
+
 Each fine-tuning run selects its checkpoint on the validation split carved from the train split;
 the test split is evaluated once per checkpoint (selected and last). Results go to ``--out``
 after every run and are reused by the next call (resumable); the table is printed at the end.
@@ -67,6 +70,8 @@ FINETUNE_ARMS: dict[str, tuple[list[str], bool]] = {
 """Fine-tuning arm -> (arguments on top of the default config, starts from the pretrained file)."""
 PROBE_ARMS = ("probe", "probe_fit_part", "probe_random_vit", "probe_random_pointnet")
 PROBE_POINTS = 1024
+SEED_FREE_ARMS = ("probe", "probe_fit_part")
+"""Probes of the pretrained teacher: its features and the SVM (C by CV) do not depend on the seed, so they run once."""
 
 
 def dataset_args(set_name: str) -> list[str]:
@@ -177,13 +182,18 @@ def main() -> None:
                     key = f"{set_name}/{arm}/{seed}"
                     if key in results:
                         continue
-                    print(f"== {key}", flush=True)
-                    if arm in PROBE_ARMS:
-                        results[key] = probe_run(set_name, arm, seed, args.pretrained)
+                    done = next((results[f"{set_name}/{arm}/{s}"] for s in args.seeds
+                                 if f"{set_name}/{arm}/{s}" in results), None)
+                    if arm in SEED_FREE_ARMS and done is not None and done.get("pretrained_file") == args.pretrained:
+                        results[key] = {**done, "reused_from_another_seed": True}  # the same features and SVM
                     else:
-                        results[key] = finetune(set_name, arm, seed, args.pretrained, args.extra, args.out.parent)
-                    if arm in ("probe", "probe_fit_part") or (arm in FINETUNE_ARMS and FINETUNE_ARMS[arm][1]):
-                        results[key]["pretrained_file"] = args.pretrained
+                        print(f"== {key}", flush=True)
+                        if arm in PROBE_ARMS:
+                            results[key] = probe_run(set_name, arm, seed, args.pretrained)
+                        else:
+                            results[key] = finetune(set_name, arm, seed, args.pretrained, args.extra, args.out.parent)
+                        if arm in SEED_FREE_ARMS or (arm in FINETUNE_ARMS and FINETUNE_ARMS[arm][1]):
+                            results[key]["pretrained_file"] = args.pretrained
                     tmp = args.out.with_suffix(".tmp")
                     tmp.write_text(json.dumps(results, indent=1, default=str))
                     tmp.replace(args.out)

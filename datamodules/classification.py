@@ -158,9 +158,9 @@ class ClassificationDataModule(pl.LightningDataModule):
         """The fold of each train shape (:func:`~datamodules.splits.kfold.stratified_folds`)."""
         return stratified_folds(self._train_split().labels, self.num_folds, self.split_seed)
 
-    def for_fold(self, fold: int | None) -> ClassificationDataModule:
-        """A copy of this data module for one fold's run (``fold``) or the refit on everything (None)."""
-        if not 0 <= (fold if fold is not None else 0) < max(self.num_folds, 1):
+    def for_fold(self, fold: int) -> ClassificationDataModule:
+        """A copy of this data module for the run that validates on ``fold`` (this one is the refit's)."""
+        if not 0 <= fold < self.num_folds:
             raise DataError(f"fold {fold}: the train split has {self.num_folds} folds")
         copy = ClassificationDataModule.__new__(ClassificationDataModule)
         copy.__dict__.update(self.__dict__)
@@ -274,7 +274,6 @@ class ClassificationDataModule(pl.LightningDataModule):
             f"a stratified {self.val_fraction:.0%} validation split{minimum} carved from the train split "
             f"({counts}split seed {self.split_seed}; the network fits on the rest)"
         )
-
 
     def describe_folds(self) -> str:
         """Cross-validated selection, with the folds' sizes and why it was chosen (for the protocol line)."""
