@@ -12,7 +12,11 @@ FlightGear's (:mod:`benchmarks.real_meshes`). Three folders of ``.npy`` clouds, 
     <root>/<corpus>/manifest.json           source, version, counts, skipped files, duplicates
 
 Each KiCad cloud is float32 (2048, 3), area-weighted uniform on the surface, in the model's
-own units (PointFolder centres and scales it), seeded by the file's relative path. Files
+own units (PointFolder centres and scales it), seeded by the file's relative path, and turned
+from KiCad's z-up frame (the board is the xy plane, parts stand along +z) into the project's
+y-up one, ``(x, y, z) -> (x, z, -y)`` (:data:`Z_UP_TO_Y_UP`): the synthetic set, the real-mesh
+evaluation sets and the crops' rotation about the up axis are all y-up. Layout 1 kept z up, so
+its parts were rotated about a horizontal axis in pretraining. Files
 :func:`benchmarks.vrml.parse_vrml` cannot read, empty or zero-area meshes and meshes of
 fewer than 8 triangles are skipped with the reason. Near-duplicates (KiCad's parametric
 variants) are dropped within each library, in sorted order: a model is kept unless its
@@ -70,8 +74,11 @@ PACKAGE = "kicad-packages3d"
 MODELS_DIR = Path("/usr/share/kicad/3dmodels")
 LIBRARY_SUFFIX = ".3dshapes"
 MANIFEST = "manifest.json"
-LAYOUT_VERSION = 1
-"""Bump when the parser, the sampling, the dedup or the layout changes: written into each manifest."""
+LAYOUT_VERSION = 2
+"""Bump when the parser, the sampling, the dedup or the layout changes: written into each manifest.
+2: KiCad clouds turned y-up (1 kept KiCad's z up)."""
+Z_UP_TO_Y_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
+"""Rotation (det +1) taking KiCad's z-up coordinates to y-up: row i gives new axis i, ``(x, y, z) -> (x, z, -y)``."""
 NUM_POINTS = 2048
 SEED = 0
 MIN_FACES = 8
@@ -139,7 +146,8 @@ def sample_model(models_dir: Path, rel: str, num_points: int = NUM_POINTS, seed:
         return Sampled(rel, triangles=len(faces), sha256=digest, reason=problem)
     cloud = sample_surface(vertices, faces, num_points, np.random.default_rng(subsample_seed(rel, seed)))
     second = sample_surface(vertices, faces, num_points, np.random.default_rng(subsample_seed(rel, seed + 1)))
-    return Sampled(rel, cloud.astype(np.float32), len(faces), digest, sampling_noise(cloud, second))
+    upright = cloud @ Z_UP_TO_Y_UP.T  # after sampling: the draws (and so the dedup) are those of layout 1
+    return Sampled(rel, upright.astype(np.float32), len(faces), digest, sampling_noise(cloud, second))
 
 
 def _sample_star(args: tuple[Path, str]) -> Sampled:
@@ -277,7 +285,11 @@ def build_corpus(folder: Path, corpus: str, write: Any, force: bool = False, ver
     if folder.exists():
         if read_manifest(folder, corpus) is None and (not folder.is_dir() or any(folder.iterdir())):
             raise DataError(f"{folder}: exists and has no {MANIFEST} of the {corpus} corpus; not replacing it")
-        if read_manifest(folder, corpus) is not None and not force:
+        manifest = read_manifest(folder, corpus)
+        if manifest is not None and not force:
+            if manifest.get("layout_version") != LAYOUT_VERSION:
+                raise DataError(f"{folder}: built with layout {manifest.get('layout_version')} of this script, "
+                                f"not {LAYOUT_VERSION}; --force rebuilds it")
             if verbose:
                 print(f"{folder}: already built (--force rebuilds it)")
             return folder, False

@@ -92,6 +92,30 @@ def test_sampled_points_lie_on_the_cube(tmp_path: Path) -> None:
     assert np.bincount(face, minlength=6).min() > 2048 / 6 * 0.7  # six faces of equal area, drawn evenly
 
 
+def test_kicad_z_up_becomes_y_up(tmp_path: Path) -> None:
+    # A box standing on the board: x in [-0.5, 0.5], y in [0, 1], z (KiCad's up) in [0, 3].
+    box = [(x, y, z) for x in (-0.5, 0.5) for y in (0.0, 1.0) for z in (0.0, 3.0)]
+    write(tmp_path, "Lib", "tall", shape(box, CUBE_QUADS))
+    cloud = pc.sample_model(tmp_path, "Lib.3dshapes/tall.wrl").cloud
+    # (x, y, z) -> (x, z, -y): the height is the new y, the old y the new -z.
+    assert np.allclose(cloud.min(axis=0), [-0.5, 0.0, -1.0], atol=1e-5)
+    assert np.allclose(cloud.max(axis=0), [0.5, 3.0, 0.0], atol=1e-5)
+    assert np.linalg.det(pc.Z_UP_TO_Y_UP) == pytest.approx(1.0)  # a rotation, not a mirror
+
+
+def test_an_older_layout_is_refused_until_forced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    models = library(tmp_path)
+    monkeypatch.setattr(pc, "write_synthetic", lambda folder, progress=True: _fake_synthetic(folder))
+    folders = pc.build(tmp_path / "corpora", models_dir=models, progress=False, verbose=False)
+    manifest_path = folders["kicad"] / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest_path.write_text(json.dumps({**manifest, "layout_version": 1}))
+    with pytest.raises(DataError, match=r"kicad: built with layout 1 of this script, not 2; --force rebuilds it"):
+        pc.build(tmp_path / "corpora", models_dir=models, progress=False, verbose=False)
+    pc.build(tmp_path / "corpora", force=True, models_dir=models, progress=False, verbose=False)
+    assert json.loads(manifest_path.read_text())["layout_version"] == 2
+
+
 def test_sampling_is_deterministic_and_seeded_by_path(tmp_path: Path) -> None:
     write(tmp_path, "Lib", "cube", shape(CUBE_POINTS, CUBE_QUADS))
     write(tmp_path, "Lib", "cube2", shape(CUBE_POINTS, CUBE_QUADS))
@@ -195,7 +219,7 @@ def _fake_synthetic(folder: Path) -> dict:
     """A one-cloud stand-in for the synthetic export (the real one generates 2,800 shapes)."""
     (folder / "cup").mkdir()
     np.save(folder / "cup" / "00000.npy", np.zeros((2048, 3), dtype=np.float32))
-    return {"corpus": "synthetic", "counts": {"kept": 1}}
+    return {"corpus": "synthetic", "counts": {"kept": 1}, "layout_version": pc.LAYOUT_VERSION}
 
 
 def test_cloud_distance_by_hand() -> None:
