@@ -22,6 +22,10 @@ file of the CPU default) and each ``--seeds`` seed, on the real-mesh set
   ``probe_fit_part``: the pretrained teacher's SVM fitted only on the shapes fine-tuning fits on
   (the train split less the default's validation split), the probe under fine-tuning's data budget.
 
+With ``--pooled-cv K`` the probes (not ``probe_fit_part``) also give the lower-variance estimate of
+a small set: train and test pooled, stratified K-fold cross-validation, every shape a test shape
+once, C chosen inside each training fold (a second, named figure; nothing is selected on it).
+
 ``probe`` and ``probe_fit_part`` do not depend on the seed: they run for the first seed and the
 other seeds reuse that result (marked ``reused_from_another_seed``).
 
@@ -93,8 +97,13 @@ def finetune(set_name: str, arm: str, seed: int, pretrained: str, extra: list[st
                                     *dataset_args(set_name), *extra], seed, pretrained if from_pretrained else None)
 
 
-def probe_run(set_name: str, arm: str, seed: int, pretrained: str) -> dict[str, Any]:
-    """A frozen-feature linear SVM (C by 5-fold CV on train) of ``arm``'s network; test once."""
+def probe_run(set_name: str, arm: str, seed: int, pretrained: str, pooled_cv: int = 0) -> dict[str, Any]:
+    """A frozen-feature linear SVM (C by 5-fold CV on train) of ``arm``'s network; test once.
+
+    With ``pooled_cv`` (not for ``probe_fit_part``) also the lower-variance estimate of the same
+    probe: train and test pooled and scored by stratified ``pooled_cv``-fold cross-validation
+    (every shape a test shape once, C chosen inside each training fold), as ``pooled_cv_acc``.
+    """
     from benchmarks.ablation import RandomPointNet, probe
     from lightning_modules.commands.finetune import run_finetune
 
@@ -116,8 +125,18 @@ def probe_run(set_name: str, arm: str, seed: int, pretrained: str) -> dict[str, 
         return {"acc": svm.acc, "macc": svm.macc, "svm_c": svm.c, "shapes": len(fit),
                 "wall_seconds": time.perf_counter() - start}
     result = probe(network, cli.datamodule.dataset, PROBE_POINTS)
-    return {"acc": result.svm_acc, "macc": result.svm_macc, "svm_c": result.svm_c,
-            "wall_seconds": time.perf_counter() - start}
+    out = {"acc": result.svm_acc, "macc": result.svm_macc, "svm_c": result.svm_c,
+           "wall_seconds": time.perf_counter() - start}
+    if pooled_cv:
+        pooled = probe(network, cli.datamodule.dataset, PROBE_POINTS, cv_folds=pooled_cv)
+        out.update(pooled_cv_folds=pooled_cv, pooled_cv_acc=pooled.svm_acc, pooled_cv_macc=pooled.svm_macc)
+    return out
+
+
+def complete(entry: dict[str, Any], arm: str, pooled_cv: int) -> bool:
+    """Whether a stored result has what this call asks for (a probe asked for its pooled CV figure
+    gets it added by running again; the test-split figure it gives is the same, deterministic)."""
+    return not (pooled_cv and arm in PROBE_ARMS and arm != "probe_fit_part" and "pooled_cv_acc" not in entry)
 
 
 def stats(values: list[float]) -> str:
@@ -131,15 +150,19 @@ def stats(values: list[float]) -> str:
 def table(results: dict[str, Any], set_name: str) -> str:
     """One row per arm: test acc of the selected and the last checkpoint, mean ± std over seeds; wall."""
     lines = [f"\n{set_name}: test accuracy (%), mean ± std over seeds",
-             "| arm | selected (val) | last | val acc of the selected | wall s per run (under contention) |",
-             "|---|---|---|---|---|"]
+             "| arm | selected (val) | last | val acc of the selected | probes: pooled k-fold CV acc | wall s per run (under contention) |",
+             "|---|---|---|---|---|---|"]
     for arm in (*FINETUNE_ARMS, *PROBE_ARMS):
         runs = [v for k, v in sorted(results.items()) if k.startswith(f"{set_name}/{arm}/")]
         if not runs:
             continue
         if arm in PROBE_ARMS:
             acc = [r["acc"] for r in runs]
-            lines.append(f"| {arm} (frozen, linear SVM) | {stats(acc)} | — | — | {stats([r['wall_seconds'] for r in runs])} |")
+            pooled = [r["pooled_cv_acc"] for r in runs if "pooled_cv_acc" in r]
+            folds = sorted({r["pooled_cv_folds"] for r in runs if "pooled_cv_folds" in r})
+            pooled_cell = f"{stats(pooled)}, {'/'.join(map(str, folds))} folds" if pooled else "—"
+            lines.append(f"| {arm} (frozen, linear SVM) | {stats(acc)} | — | — | {pooled_cell} | "
+                         f"{stats([r['wall_seconds'] for r in runs])} |")
             continue
         selected = [r["result"]["selected"]["metrics"]["test/acc"] for r in runs if r["result"].get("selected")]
         last = [r["result"]["last"]["metrics"]["test/acc"] for r in runs]
@@ -147,7 +170,7 @@ def table(results: dict[str, Any], set_name: str) -> str:
         steps = [r["result"]["extra"]["folds"]["chosen_step"] for r in runs if (r["result"].get("extra") or {}).get("folds")]
         if steps:
             arm = f"{arm} (cross-validated steps {', '.join(map(str, steps))})"
-        lines.append(f"| {arm} | {stats(selected)} | {stats(last)} | {stats(val)} | {stats([r['wall_seconds'] for r in runs])} |")
+        lines.append(f"| {arm} | {stats(selected)} | {stats(last)} | {stats(val)} | — | {stats([r['wall_seconds'] for r in runs])} |")
     protocol = next((v["protocol"] for k, v in sorted(results.items()) if k.startswith(f"{set_name}/recipe/")), None)
     if protocol:
         lines.append(f"\nprotocol of `recipe` (its first seed): {protocol}")
@@ -163,6 +186,9 @@ def main() -> None:
     parser.add_argument("--arms", nargs="+", default=[*PROBE_ARMS, *FINETUNE_ARMS],
                         choices=[*PROBE_ARMS, *FINETUNE_ARMS])
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--pooled-cv", type=int, default=0, metavar="K",
+                        help="probes also report train and test pooled, scored by stratified K-fold CV "
+                             "(the lower-variance estimate on a small set; not for probe_fit_part)")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "finetune_recipe" / "results.json")
     parser.add_argument("--merge", type=Path, nargs="*", default=[], help="other results files to read (side-by-side runs)")
     parser.add_argument("--table-only", action="store_true", help="print the table of the results found, run nothing")
@@ -180,16 +206,18 @@ def main() -> None:
             for arm in args.arms:  # every seed of an arm before the next arm
                 for seed in args.seeds:
                     key = f"{set_name}/{arm}/{seed}"
-                    if key in results:
+                    if key in results and complete(results[key], arm, args.pooled_cv):
                         continue
                     done = next((results[f"{set_name}/{arm}/{s}"] for s in args.seeds
-                                 if f"{set_name}/{arm}/{s}" in results), None)
+                                 if f"{set_name}/{arm}/{s}" in results
+                                 and complete(results[f"{set_name}/{arm}/{s}"], arm, args.pooled_cv)), None)
                     if arm in SEED_FREE_ARMS and done is not None and done.get("pretrained_file") == args.pretrained:
                         results[key] = {**done, "reused_from_another_seed": True}  # the same features and SVM
                     else:
                         print(f"== {key}", flush=True)
                         if arm in PROBE_ARMS:
-                            results[key] = probe_run(set_name, arm, seed, args.pretrained)
+                            results[key] = probe_run(set_name, arm, seed, args.pretrained,
+                                                     0 if arm == "probe_fit_part" else args.pooled_cv)
                         else:
                             results[key] = finetune(set_name, arm, seed, args.pretrained, args.extra, args.out.parent)
                         if arm in SEED_FREE_ARMS or (arm in FINETUNE_ARMS and FINETUNE_ARMS[arm][1]):
