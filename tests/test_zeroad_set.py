@@ -268,3 +268,14 @@ def test_a_missing_archive_names_the_package(tmp_path: Path, capsys: pytest.Capt
     assert zeroad.main(["--out", str(tmp_path / "set"), "--zip", str(tmp_path / "none.zip")]) == 1
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "apt-get install -y 0ad-data" in lines[0]
+
+
+def test_zeroad_is_a_set_of_the_benchmarks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks import finetune_recipe
+
+    monkeypatch.setattr(zeroad, "build", lambda: tmp_path / "zeroad")
+    root = str(tmp_path / "zeroad")
+    expected = {"class_path": "datamodules.MeshFolder", "init_args": {"root": root, "num_points": 2048}}
+    flag, value = finetune_recipe.dataset_args("zeroad")
+    assert flag == "--data.dataset" and json.loads(value) == expected
+    assert finetune_recipe.dataset_args("synthetic") == []
