@@ -20,8 +20,10 @@ A mesh is left out if it has fewer than :data:`MIN_FACES` triangles, fails
 uniform scale) as a mesh kept before it, or is a near-duplicate of one kept before it in its
 class: their 2,048-point clouds closer than 1.2 times a second sample of either would be
 (:mod:`benchmarks.cloud_dedup`, the rule of the KiCad pretraining corpus).
-Classes with fewer than ``--min-per-class`` distinct models (default 15) are dropped.
-Coordinates stay as in the files (0 A.D. units, y up); MeshFolder centres and scales each cloud.
+Classes with fewer than ``--min-per-class`` distinct models (default 15) are dropped: with
+0.0.26-1 (Debian bookworm) that leaves 17 classes and 732 shapes (512 train, 220 test), axe (7),
+bow (9) and bush (14) out; the build takes about 9 s (the zip's members are stored, not
+compressed). Coordinates stay as in the files (0 A.D. units, y up); MeshFolder centres and scales each cloud.
 
 ``<root>`` defaults to ``$POINTDWC_CACHE/real_meshes/zeroad``. The set is derived data under
 the cache, never committed; it appears atomically and a second run leaves it alone (``--force``
