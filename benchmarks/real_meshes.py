@@ -237,11 +237,11 @@ EXCLUDED: dict[str, str] = {
 
 @dataclass
 class Source:
-    """One selected AC3D file."""
+    """One selected AC3D file (or, for ``benchmarks/real_meshes_0ad.py``, one mesh of 0 A.D.'s zip)."""
 
     label: str
     rel: str
-    """Path relative to :data:`MODELS_DIR` (posix)."""
+    """Path relative to :data:`MODELS_DIR` (posix); for 0 A.D., the mesh name under ``art/meshes/``."""
 
     @property
     def name(self) -> str:

@@ -388,7 +388,7 @@ def select(
             if not any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns):
                 continue
             if name in owner:
-                raise DataError(f"{member(name)}: matched by both {owner[name]!r} and {label!r} in CLASSES")
+                raise DataError(f"{member(name)}: matched by both {owner[name]!r} and {label!r} in the class table")
             owner[name] = label
             reason = next((why for pattern, why in excluded.items() if fnmatch.fnmatchcase(name, pattern)), None)
             if reason is not None:
@@ -401,7 +401,7 @@ def select(
 def convert(archive: zipfile.ZipFile, sources: list[Source], verbose: bool = False) -> Converted:
     """Read, check and deduplicate the sources' meshes from the archive.
 
-    Left out: unreadable meshes, fewer than :data:`MIN_FACES` triangles or a
+    Left out: unreadable members and meshes, fewer than :data:`MIN_FACES` triangles or a
     :func:`~benchmarks.real_meshes.mesh_problem`, the same file bytes or the same vertex set
     (up to translation and uniform scale) as any mesh kept before, and a near-duplicate cloud
     (:class:`~benchmarks.cloud_dedup.Deduplicator`) of a mesh kept before in the same class.
@@ -415,7 +415,11 @@ def convert(archive: zipfile.ZipFile, sources: list[Source], verbose: bool = Fal
         if verbose and (i % PROGRESS_EVERY == 0 or i == len(sources)):
             print(f"read {i}/{len(sources)} meshes ({time.perf_counter() - start:.1f} s)", flush=True)
         name = member(source.rel)
-        data = archive.read(name)
+        try:
+            data = archive.read(name)
+        except (zipfile.BadZipFile, OSError) as err:
+            out.skipped[source.rel] = f"{name}: unreadable in the zip ({err})"
+            continue
         try:
             vertices, faces = read_pmd(data, name)
         except DataError as err:

@@ -137,7 +137,7 @@ def test_the_table_maps_real_names_as_intended() -> None:
 
 
 def test_a_name_in_two_classes_is_an_error() -> None:
-    with pytest.raises(DataError, match="matched by both 'a' and 'b'"):
+    with pytest.raises(DataError, match="matched by both .a. and .b. in the class table"):
         zeroad.select(["props/thing"], {"a": ("props/*",), "b": ("*/thing",)}, {})
 
 
