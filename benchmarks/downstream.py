@@ -30,6 +30,7 @@ for a toy check); ``--fewshot-set KEY=VALUE`` to every per-fold fine-tuning.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import time
@@ -62,17 +63,19 @@ SETTINGS = {"synthetic": [(5, 10, 20), (10, 20, 20)], "real": [(5, 10, 4)]}
 """(way, shot, test shapes per class) run on each set."""
 
 
-def real_dataset_arg() -> str:
-    """The real-mesh set (built once under the cache) as a data-set argument."""
-    from benchmarks.real_meshes import build
+MESH_SETS = {"real": "benchmarks.real_meshes", "zeroad": "benchmarks.real_meshes_0ad"}
+"""Real-mesh set name -> the module whose ``build()`` makes it under the cache (FlightGear; 0 A.D.)."""
 
-    root = build()
+
+def real_dataset_arg(name: str = "real") -> str:
+    """The real-mesh set ``name`` of :data:`MESH_SETS` (built once under the cache) as a data-set argument."""
+    root = importlib.import_module(MESH_SETS[name]).build()
     return json.dumps({"class_path": "datamodules.MeshFolder", "init_args": {"root": str(root), "num_points": 2048}})
 
 
 def dataset_args(name: str) -> list[str]:
     """CLI arguments selecting the set ``name`` (the synthetic set is the default)."""
-    return [] if name == "synthetic" else ["--data.dataset", real_dataset_arg()]
+    return [] if name == "synthetic" else ["--data.dataset", real_dataset_arg(name)]
 
 
 # ---------------------------------------------------------------------- fine-tuning

@@ -2,7 +2,8 @@
 
 For one pretrained file (``--pretrained``: a ``pointdwc fit`` checkpoint or a ``pointdwc export``
 file of the CPU default) and each ``--seeds`` seed, on the real-mesh set
-(``benchmarks/real_meshes.py``) and/or the synthetic set (``--sets``), the arms (``--arms``):
+(``benchmarks/real_meshes.py``), the 0 A.D. real-mesh set (``zeroad``: ``benchmarks/real_meshes_0ad.py``)
+and/or the synthetic set (``--sets``), the arms (``--arms``):
 
 * ``recipe`` / ``recipe_scratch``: ``pointdwc finetune fit`` with ``configs/finetune/default.yaml``,
   from the pretrained teacher / from scratch (on a set under 1,000 train shapes the default selects
@@ -79,12 +80,12 @@ SEED_FREE_ARMS = ("probe", "probe_fit_part")
 
 
 def dataset_args(set_name: str) -> list[str]:
-    """CLI arguments selecting the set (the synthetic set is the default)."""
+    """CLI arguments selecting the set (the synthetic set is the default; ``real`` and ``zeroad`` are mesh folders)."""
     if set_name == "synthetic":
         return []
     from benchmarks.downstream import real_dataset_arg
 
-    return ["--data.dataset", real_dataset_arg()]
+    return ["--data.dataset", real_dataset_arg(set_name)]
 
 
 def finetune(set_name: str, arm: str, seed: int, pretrained: str, extra: list[str], work: Path) -> dict[str, Any]:
@@ -182,7 +183,7 @@ def main() -> None:
     parser.add_argument("--pretrained", help="pointdwc checkpoint or export of the CPU default pretraining "
                         "(not needed by the scratch and random-init arms)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--sets", nargs="+", default=["real"], choices=["real", "synthetic"])
+    parser.add_argument("--sets", nargs="+", default=["real"], choices=["real", "synthetic", "zeroad"])
     parser.add_argument("--arms", nargs="+", default=[*PROBE_ARMS, *FINETUNE_ARMS],
                         choices=[*PROBE_ARMS, *FINETUNE_ARMS])
     parser.add_argument("--threads", type=int, default=1, help="torch threads")

@@ -43,6 +43,7 @@ import subprocess
 import sys
 import time
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -236,11 +237,11 @@ EXCLUDED: dict[str, str] = {
 
 @dataclass
 class Source:
-    """One selected AC3D file."""
+    """One selected AC3D file (or, for ``benchmarks/real_meshes_0ad.py``, one mesh of 0 A.D.'s zip)."""
 
     label: str
     rel: str
-    """Path relative to :data:`MODELS_DIR` (posix)."""
+    """Path relative to :data:`MODELS_DIR` (posix); for 0 A.D., the mesh name under ``art/meshes/``."""
 
     @property
     def name(self) -> str:
@@ -552,9 +553,22 @@ def convert(sources: list[Source], models_dir: Path = MODELS_DIR) -> Converted:
     return out
 
 
-def write_set(folder: Path, converted: Converted, excluded: dict[str, str], min_per_class: int) -> dict[str, Any]:
-    """Write ``train/`` and ``test/`` of the classes with enough models into ``folder``; return the manifest."""
-    sizes = {label: len(converted.meshes.get(label, [])) for label in CLASSES}
+def write_set(
+    folder: Path,
+    converted: Converted,
+    excluded: dict[str, str],
+    min_per_class: int,
+    labels: Iterable[str] | None = None,
+    package: str = PACKAGE,
+    layout_version: int = LAYOUT_VERSION,
+) -> dict[str, Any]:
+    """Write ``train/`` and ``test/`` of the classes with enough models into ``folder``; return the manifest.
+
+    ``labels`` (default the keys of :data:`CLASSES`) are the table's classes, ``package`` the Debian
+    package the sources come from (named in each file and the manifest) and
+    ``layout_version`` the version of the table and output written into the manifest.
+    """
+    sizes = {label: len(converted.meshes.get(label, [])) for label in (CLASSES if labels is None else labels)}
     dropped = {label: n for label, n in sizes.items() if n < min_per_class}
     classes: dict[str, dict[str, list[str]]] = {}
     files: dict[str, dict[str, Any]] = {}
@@ -569,12 +583,12 @@ def write_set(folder: Path, converted: Converted, excluded: dict[str, str], min_
             for name in names:
                 source, vertices, faces, file_hash = by_name[name]
                 rel = f"{split}/{label}/{name}.obj"
-                write_obj(folder / rel, vertices, faces, f"{PACKAGE}: {source.rel}")
+                write_obj(folder / rel, vertices, faces, f"{package}: {source.rel}")
                 files[rel] = {"source": source.rel, "sha256": file_hash, "triangles": len(faces)}
     manifest = {
-        "package": PACKAGE,
-        "package_version": package_version(),
-        "layout_version": LAYOUT_VERSION,
+        "package": package,
+        "package_version": package_version(package),
+        "layout_version": layout_version,
         "seed": SEED,
         "test_fraction": TEST_FRACTION,
         "min_per_class": min_per_class,
@@ -589,11 +603,11 @@ def write_set(folder: Path, converted: Converted, excluded: dict[str, str], min_
     return manifest
 
 
-def package_version() -> str | None:
-    """The installed version of :data:`PACKAGE` per dpkg, None if unknown."""
+def package_version(package: str = PACKAGE) -> str | None:
+    """The installed version of ``package`` (default :data:`PACKAGE`) per dpkg, None if unknown."""
     try:
         done = subprocess.run(
-            ["dpkg-query", "-W", "-f=${Version}", PACKAGE], capture_output=True, text=True, check=False, timeout=30
+            ["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True, check=False, timeout=30
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -606,13 +620,13 @@ def default_root() -> Path:
     return default_cache_dir() / "real_meshes" / SET_NAME
 
 
-def read_manifest(root: Path) -> dict[str, Any] | None:
-    """The manifest of a root this script built, None if there is none (or it is not ours)."""
+def read_manifest(root: Path, package: str = PACKAGE) -> dict[str, Any] | None:
+    """The manifest of a root built from ``package`` (default :data:`PACKAGE`), None if there is none (or it is not)."""
     try:
         manifest = json.loads((root / MANIFEST).read_text())
     except (OSError, ValueError):
         return None
-    return manifest if isinstance(manifest, dict) and manifest.get("package") == PACKAGE else None
+    return manifest if isinstance(manifest, dict) and manifest.get("package") == package else None
 
 
 def build(
