@@ -87,6 +87,19 @@ def test_probe_runs_every_n_epochs_and_at_the_end(tiny_modelnet, tmp_path, monke
     assert not [w for w in recwarn if "chance level" in str(w.message)]
 
 
+def test_a_fit_bounded_by_steps_probes_once_at_the_end(tiny_modelnet, tmp_path, monkeypatch) -> None:
+    # max_epochs -1 with max_steps (how a corpus of another size keeps the default's budget): epochs 1
+    # and 2 are not the last one, so every_n_epochs 0 probes only the final network, at step 5
+    torch.manual_seed(0)
+    probe = LinearProbe(root=str(tiny_modelnet), every_n_epochs=0, num_points=256, max_per_class=2)
+    steps = []
+    real = probe.run
+    monkeypatch.setattr(probe, "run", lambda trainer, module: (steps.append(trainer.global_step), real(trainer, module))[1])
+    trainer = tiny_trainer(tmp_path, max_epochs=-1, max_steps=5, limit_train_batches=2, callbacks=[probe])
+    trainer.fit(tiny_module(), tiny_data(tiny_modelnet))
+    assert trainer.global_step == 5 and steps == [5]
+
+
 def test_probe_rejects_more_points_than_stored(tiny_modelnet, tmp_path) -> None:
     probe = LinearProbe(root=str(tiny_modelnet), num_points=4096)
     with pytest.raises(ValueError, match="probe.num_points=4096"):

@@ -493,7 +493,8 @@ class LinearProbe(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
-        last = trainer.max_epochs is not None and epoch >= trainer.max_epochs
+        # max_epochs -1 (a fit bounded by max_steps): no epoch is known to be the last; on_fit_end probes
+        last = trainer.max_epochs is not None and trainer.max_epochs > 0 and epoch >= trainer.max_epochs
         if last or (self.every_n_epochs > 0 and epoch % self.every_n_epochs == 0):
             self._log(pl_module, self.run(trainer, pl_module))
 
