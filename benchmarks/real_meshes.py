@@ -629,6 +629,42 @@ def read_manifest(root: Path, package: str = PACKAGE) -> dict[str, Any] | None:
     return manifest if isinstance(manifest, dict) and manifest.get("package") == package else None
 
 
+def already_built(root: Path, package: str, wanted: dict[str, Any], force: bool, verbose: bool) -> bool:
+    """Whether ``root`` holds a set built from ``package`` to keep (not ``force``); printed with the
+    settings in ``wanted`` it was built with otherwise. A folder that is not such a set, and not
+    empty, raises :class:`DataError`: it is never replaced."""
+    if not root.exists():
+        return False
+    manifest = read_manifest(root, package)
+    if manifest is None and (not root.is_dir() or any(root.iterdir())):
+        raise DataError(f"{root}: exists and has no {MANIFEST} of {package}; not replacing it, choose another --out")
+    if manifest is None or force:
+        return False
+    if verbose:
+        print(f"{root}: already built (--force rebuilds it)")
+        for key, value in wanted.items():
+            if manifest.get(key) != value:
+                print(f"note: built with {key}={manifest.get(key)}, not {value}: --force rebuilds it")
+        print_summary(root)
+    return True
+
+
+def report_build(root: Path, converted: Converted, manifest: dict[str, Any], package: str, tested_version: str,
+                 duplicate_of: str, start: float) -> None:
+    """Print what a build left out (skipped files, duplicates: ``duplicate X: <duplicate_of> Y``,
+    dropped classes), a version other than the tested one, the time since ``start`` and the table."""
+    for rel, why in sorted(converted.skipped.items()):
+        print(f"skipped {rel}: {why}")
+    for rel, first in sorted(converted.duplicates.items()):
+        print(f"duplicate {rel}: {duplicate_of} {first}")
+    for label, n in sorted(manifest["dropped_classes"].items()):
+        print(f"dropped class {label}: {n} distinct models < --min-per-class {manifest['min_per_class']}")
+    if manifest["package_version"] not in (None, tested_version):
+        print(f"note: {package} {manifest['package_version']} installed; the table was made for {tested_version}")
+    print(f"built {root} in {time.perf_counter() - start:.1f} s")
+    print_summary(root)
+
+
 def build(
     out: Path | None = None, force: bool = False, min_per_class: int = MIN_PER_CLASS, verbose: bool = True
 ) -> Path:
@@ -643,21 +679,8 @@ def build(
     if min_per_class < MIN_TEST + 1:
         raise DataError(f"min_per_class must be at least {MIN_TEST + 1} ({MIN_TEST} test shapes and one to train)")
     root = Path(out).expanduser().absolute() if out is not None else default_root()
-    if root.exists():
-        manifest = read_manifest(root)
-        if manifest is None and (not root.is_dir() or any(root.iterdir())):
-            raise DataError(
-                f"{root}: exists and has no {MANIFEST} of {PACKAGE}; not replacing it, choose another --out"
-            )
-        if manifest is not None and not force:
-            if verbose:
-                print(f"{root}: already built (--force rebuilds it)")
-                wanted = {"layout_version": LAYOUT_VERSION, "min_per_class": min_per_class}
-                for key, value in wanted.items():
-                    if manifest.get(key) != value:
-                        print(f"note: built with {key}={manifest.get(key)}, not {value}: --force rebuilds it")
-                print_summary(root)
-            return root
+    if already_built(root, PACKAGE, {"layout_version": LAYOUT_VERSION, "min_per_class": min_per_class}, force, verbose):
+        return root
     if not MODELS_DIR.is_dir() or not any(MODELS_DIR.rglob("*.ac")):
         raise DataError(
             f"{MODELS_DIR}: no AC3D models; install the Debian package {PACKAGE} (as root): {INSTALL_COMMAND}"
@@ -671,16 +694,7 @@ def build(
         manifest = write_set(tmp, converted, excluded, min_per_class)
     if verbose:
         print(f"{len(sources) + len(excluded)} files mapped to classes, {len(excluded)} excluded by the table")
-        for rel, why in sorted(converted.skipped.items()):
-            print(f"skipped {rel}: {why}")
-        for rel, first in sorted(converted.duplicates.items()):
-            print(f"duplicate {rel}: same geometry as {first}")
-        for label, n in sorted(manifest["dropped_classes"].items()):
-            print(f"dropped class {label}: {n} distinct models < --min-per-class {min_per_class}")
-        if manifest["package_version"] not in (None, TESTED_VERSION):
-            print(f"note: {PACKAGE} {manifest['package_version']} installed; the table was made for {TESTED_VERSION}")
-        print(f"built {root} in {time.perf_counter() - start:.1f} s")
-        print_summary(root)
+        report_build(root, converted, manifest, PACKAGE, TESTED_VERSION, "same geometry as", start)
     return root
 
 

@@ -60,15 +60,14 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 from benchmarks.cloud_dedup import Deduplicator, sampling_noise  # noqa: E402
 from benchmarks.pmd import read_pmd  # noqa: E402
 from benchmarks.real_meshes import (  # noqa: E402
-    MANIFEST,
     MIN_TEST,
     SEED,
     Converted,
     Source,
+    already_built,
     compact,
     mesh_problem,
-    print_summary,
-    read_manifest,
+    report_build,
     same_geometry,
     unit_vertices,
     write_set,
@@ -478,21 +477,8 @@ def build(
     if min_per_class < MIN_TEST + 1:
         raise DataError(f"min_per_class must be at least {MIN_TEST + 1} ({MIN_TEST} test shapes and one to train)")
     root = Path(out).expanduser().absolute() if out is not None else default_root()
-    if root.exists():
-        manifest = read_manifest(root, PACKAGE)
-        if manifest is None and (not root.is_dir() or any(root.iterdir())):
-            raise DataError(
-                f"{root}: exists and has no {MANIFEST} of {PACKAGE}; not replacing it, choose another --out"
-            )
-        if manifest is not None and not force:
-            if verbose:
-                print(f"{root}: already built (--force rebuilds it)")
-                wanted = {"layout_version": LAYOUT_VERSION, "min_per_class": min_per_class}
-                for key, value in wanted.items():
-                    if manifest.get(key) != value:
-                        print(f"note: built with {key}={manifest.get(key)}, not {value}: --force rebuilds it")
-                print_summary(root)
-            return root
+    if already_built(root, PACKAGE, {"layout_version": LAYOUT_VERSION, "min_per_class": min_per_class}, force, verbose):
+        return root
     if not zip_path.is_file():
         raise DataError(f"{zip_path}: missing; install the Debian package {PACKAGE} (as root): {INSTALL_COMMAND}")
     start = time.perf_counter()
@@ -514,16 +500,8 @@ def build(
     with atomic_directory(root, replace=root.exists()) as tmp:
         manifest = write_set(tmp, converted, left_out, min_per_class, classes, PACKAGE, LAYOUT_VERSION)
     if verbose:
-        for rel, why in sorted(converted.skipped.items()):
-            print(f"skipped {rel}: {why}")
-        for rel, first in sorted(converted.duplicates.items()):
-            print(f"duplicate {rel}: same file, same geometry or near-duplicate cloud of {first}")
-        for label, n in sorted(manifest["dropped_classes"].items()):
-            print(f"dropped class {label}: {n} distinct models < --min-per-class {min_per_class}")
-        if manifest["package_version"] not in (None, TESTED_VERSION):
-            print(f"note: {PACKAGE} {manifest['package_version']} installed; the table was made for {TESTED_VERSION}")
-        print(f"built {root} in {time.perf_counter() - start:.1f} s")
-        print_summary(root)
+        report_build(root, converted, manifest, PACKAGE, TESTED_VERSION,
+                     "same file, same geometry or near-duplicate cloud of", start)
     return root
 
 
