@@ -53,6 +53,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.downstream import dataset_args  # noqa: E402
 from benchmarks.protocol_runs import timed_fit  # noqa: E402
 
 POINT_MAE = str(ROOT / "configs" / "finetune" / "point_mae_recipe.yaml")
@@ -77,15 +78,6 @@ PROBE_ARMS = ("probe", "probe_fit_part", "probe_random_vit", "probe_random_point
 PROBE_POINTS = 1024
 SEED_FREE_ARMS = ("probe", "probe_fit_part")
 """Probes of the pretrained teacher: its features and the SVM (C by CV) do not depend on the seed, so they run once."""
-
-
-def dataset_args(set_name: str) -> list[str]:
-    """CLI arguments selecting the set (the synthetic set is the default; ``real`` and ``zeroad`` are mesh folders)."""
-    if set_name == "synthetic":
-        return []
-    from benchmarks.downstream import real_dataset_arg
-
-    return ["--data.dataset", real_dataset_arg(set_name)]
 
 
 def finetune(set_name: str, arm: str, seed: int, pretrained: str, extra: list[str], work: Path) -> dict[str, Any]:
@@ -129,8 +121,10 @@ def probe_run(set_name: str, arm: str, seed: int, pretrained: str, pooled_cv: in
     out = {"acc": result.svm_acc, "macc": result.svm_macc, "svm_c": result.svm_c,
            "wall_seconds": time.perf_counter() - start}
     if pooled_cv:
+        start = time.perf_counter()
         pooled = probe(network, cli.datamodule.dataset, PROBE_POINTS, cv_folds=pooled_cv)
-        out.update(pooled_cv_folds=pooled_cv, pooled_cv_acc=pooled.svm_acc, pooled_cv_macc=pooled.svm_macc)
+        out.update(pooled_cv_folds=pooled_cv, pooled_cv_acc=pooled.svm_acc, pooled_cv_macc=pooled.svm_macc,
+                   pooled_cv_wall_seconds=time.perf_counter() - start)
     return out
 
 
