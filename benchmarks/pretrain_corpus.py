@@ -47,7 +47,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 import zlib
@@ -65,6 +64,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.cloud_dedup import DUPLICATE_RATIO, EXTENT_TOLERANCE, Deduplicator, sampling_noise
+from benchmarks.debian import exit_status, package_version
 from benchmarks.vrml import parse_vrml, sample_surface, triangle_areas
 from datamodules.cache import atomic_directory, default_cache_dir
 from datamodules.errors import DataError
@@ -212,7 +212,7 @@ def write_kicad(folder: Path, models_dir: Path, workers: int, max_per_library: i
         counts["capped"] = counts["files"] - counts["skipped"] - counts["duplicates"] - counts["kept"]
     totals = {key: sum(c[key] for c in per_library.values()) for key in COUNTS}
     return {
-        "corpus": "kicad", "package": PACKAGE, "package_version": package_version(), "models_dir": str(models_dir),
+        "corpus": "kicad", "package": PACKAGE, "package_version": package_version(PACKAGE), "models_dir": str(models_dir),
         "layout_version": LAYOUT_VERSION, "num_points": NUM_POINTS, "seed": SEED, "min_faces": MIN_FACES,
         "duplicate_ratio": ratio, "extent_tolerance": EXTENT_TOLERANCE, "max_per_library": max_per_library,
         "counts": totals, "per_library": per_library, "skipped": skipped, "duplicates": duplicates, "files": files,
@@ -253,16 +253,6 @@ def write_mixed(folder: Path, parts: dict[str, Path]) -> dict[str, Any]:
             counts[name] += 1
     return {"corpus": "mixed", "parts": {k: str(v) for k, v in parts.items()}, "files_are": how,
             "layout_version": LAYOUT_VERSION, "counts": {"kept": sum(counts.values()), **counts}}
-
-
-def package_version() -> str | None:
-    """The installed version of :data:`PACKAGE` per ``dpkg-query -W``, None if unknown."""
-    try:
-        done = subprocess.run(["dpkg-query", "-W", "-f=${Version}", PACKAGE], capture_output=True, text=True,
-                              check=False, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
 
 
 # ---------------------------------------------------------------- build
@@ -380,12 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.max_per_library is not None and args.max_per_library < 1:
         parser.error("--max-per-library must be at least 1")
-    try:
-        build(args.out, args.force, args.workers, args.max_per_library, args.models_dir)
-    except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(lambda: build(args.out, args.force, args.workers, args.max_per_library, args.models_dir))
 
 
 if __name__ == "__main__":

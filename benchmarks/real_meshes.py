@@ -39,7 +39,6 @@ import hashlib
 import itertools
 import json
 import re
-import subprocess
 import sys
 import time
 import zlib
@@ -55,6 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.debian import exit_status, package_version
 from datamodules.cache import atomic_directory, default_cache_dir
 from datamodules.errors import DataError
 
@@ -603,18 +603,6 @@ def write_set(
     return manifest
 
 
-def package_version(package: str = PACKAGE) -> str | None:
-    """The installed version of ``package`` (default :data:`PACKAGE`) per dpkg, None if unknown."""
-    try:
-        done = subprocess.run(
-            ["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True, check=False, timeout=30
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    version = done.stdout.strip()
-    return version if done.returncode == 0 and version else None
-
-
 def default_root() -> Path:
     """``$POINTDWC_CACHE/real_meshes/flightgear``."""
     return default_cache_dir() / "real_meshes" / SET_NAME
@@ -721,21 +709,21 @@ def print_summary(root: Path) -> None:
     print(f"{'total':<{width}}  {total_train:>5}  {total_test:>5}   ({len(counts)} classes)")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line: build the set (or report the one there) and print the table."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, help=f"root folder (default {default_root()})")
+def set_parser(doc: str | None, root: Path, min_per_class: int) -> argparse.ArgumentParser:
+    """The command line of a labelled-set builder: ``--out`` (default ``root``), ``--force``, ``--min-per-class``."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, help=f"root folder (default {root})")
     parser.add_argument("--force", action="store_true", help="rebuild even if the root is there")
     parser.add_argument(
-        "--min-per-class", type=int, default=MIN_PER_CLASS, help="drop classes with fewer distinct models"
+        "--min-per-class", type=int, default=min_per_class, help="drop classes with fewer distinct models"
     )
-    args = parser.parse_args(argv)
-    try:
-        build(args.out, force=args.force, min_per_class=args.min_per_class)
-    except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: build the set (or report the one there) and print the table."""
+    args = set_parser(__doc__, default_root(), MIN_PER_CLASS).parse_args(argv)
+    return exit_status(lambda: build(args.out, force=args.force, min_per_class=args.min_per_class))
 
 
 if __name__ == "__main__":

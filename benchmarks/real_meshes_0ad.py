@@ -42,7 +42,6 @@ From Python::
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import hashlib
 import sys
@@ -58,6 +57,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.cloud_dedup import Deduplicator, sampling_noise  # noqa: E402
+from benchmarks.debian import exit_status  # noqa: E402
 from benchmarks.pmd import read_pmd  # noqa: E402
 from benchmarks.real_meshes import (  # noqa: E402
     MIN_TEST,
@@ -69,6 +69,7 @@ from benchmarks.real_meshes import (  # noqa: E402
     mesh_problem,
     report_build,
     same_geometry,
+    set_parser,
     unit_vertices,
     write_set,
 )
@@ -507,20 +508,10 @@ def build(
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: build the set (or report the one there) and print the table."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, help=f"root folder (default {default_root()})")
-    parser.add_argument("--force", action="store_true", help="rebuild even if the root is there")
-    parser.add_argument(
-        "--min-per-class", type=int, default=MIN_PER_CLASS, help="drop classes with fewer distinct models"
-    )
+    parser = set_parser(__doc__, default_root(), MIN_PER_CLASS)
     parser.add_argument("--zip", type=Path, default=ZIP_PATH, help=f"{PACKAGE}'s public.zip (default {ZIP_PATH})")
     args = parser.parse_args(argv)
-    try:
-        build(args.out, force=args.force, min_per_class=args.min_per_class, zip_path=args.zip)
-    except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(lambda: build(args.out, force=args.force, min_per_class=args.min_per_class, zip_path=args.zip))
 
 
 if __name__ == "__main__":
