@@ -45,7 +45,9 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.real_meshes import build as build_real_meshes  # noqa: E402
 from datamodules import MeshFolder, PointCloudSet, SyntheticShapes  # noqa: E402
-from lightning_modules.evaluation.probe import extract_features, linear_svm, weighted_knn  # noqa: E402
+from lightning_modules.evaluation.knn import weighted_knn  # noqa: E402
+from lightning_modules.evaluation.linear_svm import linear_svm  # noqa: E402
+from lightning_modules.evaluation.probe import extract_features  # noqa: E402
 
 BACKBONES = {"vit": None, "pointnet": ROOT / "configs" / "pointnet.yaml", "dgcnn": ROOT / "configs" / "dgcnn.yaml"}
 """The config each backbone adds on top of ``configs/default.yaml`` (the default is PoinT-ViT)."""

@@ -107,7 +107,8 @@ def probe_run(set_name: str, arm: str, seed: int, pretrained: str, pooled_cv: in
     start = time.perf_counter()
     if arm == "probe_fit_part":
         from datamodules.splits.validation_split import stratified_split
-        from lightning_modules.evaluation.probe import extract_features, linear_svm
+        from lightning_modules.evaluation.linear_svm import linear_svm
+        from lightning_modules.evaluation.probe import extract_features
 
         data, module = cli.datamodule, cli.model
         train, test = data.dataset.load("train"), data.dataset.load("test")

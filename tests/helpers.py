@@ -125,7 +125,8 @@ def probe_reference(backbone: PointBackbone, probe) -> tuple[float, float, dict]
     import numpy as np
     import torch
 
-    from lightning_modules.evaluation.probe import linear_svm, weighted_knn
+    from lightning_modules.evaluation.knn import weighted_knn
+    from lightning_modules.evaluation.linear_svm import linear_svm
 
     backbone.eval()
     feats, labels = {}, {}

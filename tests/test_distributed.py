@@ -48,7 +48,8 @@ def _gathered_loss(gathered: torch.Tensor, weights: torch.Tensor) -> torch.Tenso
 
 def _probe_accuracy(train_x: np.ndarray, test_x: np.ndarray) -> tuple[float, float]:
     """SVM and kNN accuracy of the synthetic probe features (labels from the first coordinate)."""
-    from lightning_modules.evaluation.probe import linear_svm, weighted_knn
+    from lightning_modules.evaluation.knn import weighted_knn
+    from lightning_modules.evaluation.linear_svm import linear_svm
 
     train_y, test_y = (train_x[:, 0] > 0).astype(int), (test_x[:, 0] > 0).astype(int)
     svm = linear_svm(train_x, train_y, test_x, test_y, 0.1)

@@ -13,7 +13,8 @@ from datamodules.fewshot_generator import GeneratedFewShot
 from datamodules.formats.modelnet_h5 import ModelNet40H5
 from lightning_modules.commands.export import export
 from lightning_modules.commands.fewshot import main as fewshot_main
-from lightning_modules.evaluation.probe import extract_features, linear_svm
+from lightning_modules.evaluation.linear_svm import linear_svm
+from lightning_modules.evaluation.probe import extract_features
 from tests.layouts import write_modelnet_fewshot
 
 TINY = str(Path(__file__).parent / "tiny_finetune.yaml")

@@ -9,19 +9,16 @@ import pytest
 import torch
 
 from backbones import PointViT
+from lightning_modules.evaluation import linear_svm as svm_module
 from lightning_modules.evaluation import probe as probe_module
 from lightning_modules.commands.cli import run_cli
 from lightning_modules.pretrain.dwc import DistillationWithContrast, OptimConfig, TeacherConfig
 from lightning_modules.pretrain.heads import HeadConfig
 from lightning_modules.pretrain.losses import DistillConfig
-from lightning_modules.evaluation.probe import (
-    SVM_C_GRID,
-    LinearProbe,
-    extract_features,
-    linear_svm,
-    mean_class_accuracy,
-    weighted_knn,
-)
+from lightning_modules.evaluation.knn import weighted_knn
+from lightning_modules.evaluation.linear_svm import SVM_C_GRID, linear_svm
+from lightning_modules.evaluation.metrics import mean_class_accuracy
+from lightning_modules.evaluation.probe import LinearProbe, extract_features
 from tests.helpers import tiny_data, tiny_module, tiny_trainer
 
 TINY = str(Path(__file__).parent / "tiny.yaml")
@@ -170,7 +167,7 @@ def test_auto_chooses_c_from_the_train_split_only(monkeypatch) -> None:
     x = rng.normal(size=(240, 16)) + 1.5 * np.eye(16)[y]
     train_x, train_y, test_x, test_y = x[:160], y[:160], x[160:], y[160:]
     fitted, predicted = [], []
-    real_svm = probe_module._svm
+    real_svm = svm_module._svm
 
     def spy(c: float):
         clf = real_svm(c)
@@ -179,7 +176,7 @@ def test_auto_chooses_c_from_the_train_split_only(monkeypatch) -> None:
         clf.predict = lambda a: (predicted.append(a), predict(a))[1]
         return clf
 
-    monkeypatch.setattr(probe_module, "_svm", spy)
+    monkeypatch.setattr(svm_module, "_svm", spy)
     first = linear_svm(train_x, train_y, test_x, test_y, c="auto")
     train_rows = {r.tobytes() for r in train_x}
     assert all(r.tobytes() in train_rows for a in fitted for r in a)  # never fitted on a test row
@@ -195,7 +192,7 @@ def test_a_fixed_c_skips_cross_validation(monkeypatch) -> None:
     def no_cv(*args, **kwargs):
         raise AssertionError("cross-validation ran for a fixed C")
 
-    monkeypatch.setattr(probe_module, "select_svm_c", no_cv)
+    monkeypatch.setattr(svm_module, "select_svm_c", no_cv)
     rng = np.random.default_rng(1)
     y = np.arange(100) % 4
     x = rng.normal(size=(100, 16)) + 8 * np.eye(16)[y]
@@ -258,12 +255,12 @@ def test_a_collapsed_teacher_warns_during_fit(tiny_modelnet, tmp_path) -> None:
 def test_auto_without_two_samples_per_class_falls_back_with_a_warning() -> None:
     x, y = np.eye(4), np.array([0, 0, 1, 2])  # classes 1 and 2 have one sample
     with pytest.warns(UserWarning, match="cannot be cross-validated"):
-        assert linear_svm(x, y, x, y, c="auto").c == probe_module.SVM_C_FALLBACK
+        assert linear_svm(x, y, x, y, c="auto").c == svm_module.SVM_C_FALLBACK
 
 
 def test_folds_shrink_to_the_smallest_class(monkeypatch) -> None:
     seen = []
-    monkeypatch.setattr(probe_module, "_cv_correct", lambda x, y, c, splits: seen.append(len(splits)) or 0)
+    monkeypatch.setattr(svm_module, "_cv_correct", lambda x, y, c, splits: seen.append(len(splits)) or 0)
     y = np.array([0] * 10 + [1] * 3)
     linear_svm(np.eye(13), y, np.eye(13), y, c="auto")
     assert set(seen) == {3}

@@ -32,7 +32,8 @@ from datamodules.pointcloud import PointCloudDataModule, no_validation_split_mes
 from lightning_modules.checkpoint_encoder import CONFIG_KEY
 from lightning_modules.dist import print_rank_zero
 from lightning_modules.pretrain.dwc import DistillationWithContrast
-from lightning_modules.evaluation.probe import LinearProbe, format_metric
+from lightning_modules.evaluation.metrics import format_metric
+from lightning_modules.evaluation.probe import LinearProbe
 from lightning_modules.commands import resume
 from lightning_modules.commands.inputs import check_checkpoint_file, check_wandb_login, discard_unused_run_folder
 from lightning_modules.commands.run_folder import DEFAULT_ROOT, ENV_RUN_DIR, RunFolder, RunFolderError, choose_run_folder

@@ -44,7 +44,7 @@ from lightning_modules.evaluation.protocol import mean_std, write_json
 from lightning_modules.commands.fewshot_finetune import FEWSHOT_CONFIG, fold_score, finetune_fold
 from lightning_modules.downstream.fewshot_frozen import FoldFeatures, FrozenFoldScores, frozen_fewshot
 from lightning_modules.commands.finetune import DEFAULT_CONFIG as FINETUNE_CONFIG
-from lightning_modules.evaluation.probe import check_svm_c
+from lightning_modules.evaluation.linear_svm import check_svm_c
 from lightning_modules.commands.inputs import renamed_flags
 from lightning_modules.commands.run_folder import RunFolderError, choose_run_folder
 

@@ -4,7 +4,7 @@ The fast protocol (seconds on a CPU): the backbone embeds each fold's shapes onc
 probe's features, :func:`~lightning_modules.evaluation.probe.extract_features`, on the first
 ``num_points`` points), then the probe's classifiers run per fold — a linear SVM on
 standardised features whose C is chosen by stratified cross-validation on the fold's
-**train** shapes only (:func:`~lightning_modules.evaluation.probe.linear_svm`), and DINO's weighted kNN —
+**train** shapes only (:func:`~lightning_modules.evaluation.linear_svm.linear_svm`), and DINO's weighted kNN —
 and predict the fold's test shapes once. Nothing is tuned on test shapes.
 
 Folds drawn from one data set share their source, so the shapes they use are embedded once
@@ -21,7 +21,9 @@ from torch import nn
 
 from datamodules.splits.fewshot_fold import FoldSet
 from datamodules.fewshot_generator import GeneratedFewShot
-from lightning_modules.evaluation.probe import extract_features, linear_svm, weighted_knn
+from lightning_modules.evaluation.knn import weighted_knn
+from lightning_modules.evaluation.linear_svm import linear_svm
+from lightning_modules.evaluation.probe import extract_features
 
 
 @dataclass
